@@ -1,0 +1,1 @@
+"""Reference stateful events extension for CloudBlue Connect."""

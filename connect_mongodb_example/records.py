@@ -1,0 +1,123 @@
+"""The stored form of one event, and how it is derived from a Connect request."""
+import copy
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Dict, Mapping, Optional
+
+from connect_mongodb_example.errors import InvalidRequest
+
+PURCHASE_REQUEST_EVENT = 'asset_purchase_request_processing'
+PURCHASE_REQUEST_STATUSES = (
+    'pending', 'approved', 'failed', 'inquiring', 'scheduled', 'revoking', 'revoked',
+)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One delivery of an event, as every storage backend keeps it.
+
+    `key` identifies the event across redeliveries: Connect may deliver the same task more
+    than once, and a retry must land on the same record instead of adding one.
+    """
+
+    key: str
+    request_id: str
+    status: str
+    updated: str
+    event_type: str
+    asset_id: Optional[str]
+    product_id: Optional[str]
+    installation_id: Optional[str]
+    account_id: Optional[str]
+    received_at: datetime
+    request: Dict[str, Any] = field(repr=False)
+    # Both are maintained by the storage: a new record starts at 1 and at its received time.
+    delivery_count: int = 1
+    last_received_at: Optional[datetime] = None
+
+    def summary(self) -> Dict[str, Any]:
+        """Every field but the request document, for logs and the demo table."""
+        return {
+            'key': self.key, 'request_id': self.request_id, 'status': self.status,
+            'updated': self.updated, 'event_type': self.event_type, 'asset_id': self.asset_id,
+            'product_id': self.product_id, 'installation_id': self.installation_id,
+            'account_id': self.account_id, 'delivery_count': self.delivery_count,
+        }
+
+
+def idempotency_key(request_id: str, status: str, updated: str) -> str:
+    return f'{request_id}:{status}:{updated}'
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def build_record(
+    request: object,
+    *,
+    event_type: str = PURCHASE_REQUEST_EVENT,
+    installation: Optional[Mapping[str, Any]] = None,
+    received_at: Optional[datetime] = None,
+) -> EventRecord:
+    """Validate a request and turn it into a record; the caller's dict is never modified."""
+    if not isinstance(request, dict):
+        raise InvalidRequest(f'the request must be a JSON object, got {type(request).__name__}')
+    request_id = _required_text(request, 'id')
+    status = _required_text(request, 'status')
+    if status not in PURCHASE_REQUEST_STATUSES:
+        raise InvalidRequest(
+            f'request {request_id} has status {status!r}, which this extension does not '
+            f'handle (expected one of {", ".join(PURCHASE_REQUEST_STATUSES)})',
+        )
+    document = _json_copy(request, request_id)
+    updated = _updated_at(request)
+    asset = request.get('asset') if isinstance(request.get('asset'), dict) else {}
+    product = asset.get('product') if isinstance(asset.get('product'), dict) else {}
+    installation = installation or {}
+    owner = installation.get('owner') if isinstance(installation.get('owner'), dict) else {}
+    received_at = received_at or utcnow()
+    return EventRecord(
+        key=idempotency_key(request_id, status, updated),
+        request_id=request_id,
+        status=status,
+        updated=updated,
+        event_type=event_type,
+        asset_id=asset.get('id'),
+        product_id=product.get('id'),
+        installation_id=installation.get('id'),
+        account_id=owner.get('id'),
+        received_at=received_at,
+        last_received_at=received_at,
+        request=document,
+    )
+
+
+def _required_text(request: Mapping[str, Any], name: str) -> str:
+    value = request.get(name)
+    if not isinstance(value, str) or not value.strip():
+        shown = request.get('id') if name != 'id' and isinstance(request.get('id'), str) else None
+        where = f'request {shown}' if shown else 'the request'
+        raise InvalidRequest(f'{where} has no {name!r} (a non-empty string is required)')
+    return value.strip()
+
+
+def _updated_at(request: Mapping[str, Any]) -> str:
+    """Connect sets `updated` on every change; older payloads only carry `events.updated.at`."""
+    updated = request.get('updated')
+    if isinstance(updated, str) and updated:
+        return updated
+    events = request.get('events')
+    if isinstance(events, dict) and isinstance(events.get('updated'), dict):
+        return str(events['updated'].get('at') or '')
+    return ''
+
+
+def _json_copy(request: Dict[str, Any], request_id: str) -> Dict[str, Any]:
+    """A deep copy that is known to be JSON: every backend must be able to store it as is."""
+    try:
+        json.dumps(request, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidRequest(f'request {request_id} is not valid JSON: {error}') from None
+    return copy.deepcopy(request)

@@ -1,0 +1,13 @@
+"""Storage backends. Registering a backend is one line in BACKENDS."""
+from typing import Dict, Type
+
+from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.sql import SqlEventStore
+
+BACKENDS: Dict[str, Type[EventStore]] = {
+    store.name: store for store in (
+        SqlEventStore,
+    )
+}
+
+__all__ = ['BACKENDS', 'EventStore']

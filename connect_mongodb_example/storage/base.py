@@ -1,0 +1,54 @@
+"""The one interface every storage backend implements."""
+from abc import ABC, abstractmethod
+from typing import ClassVar, Hashable, List, Optional, Tuple
+
+from connect_mongodb_example.config import ConfigReader, Variable
+from connect_mongodb_example.records import EventRecord
+
+
+class EventStore(ABC):
+    """Keeps event records, one per idempotency key.
+
+    Constructing a store does no I/O: connections are opened on first use, so a store can be
+    created from any task and shared by every task of the process (see `registry`).
+    """
+
+    #: The name users put in STORAGE_BACKENDS.
+    name: ClassVar[str]
+    #: The configuration variables this backend reads.
+    variables: ClassVar[Tuple[Variable, ...]] = ()
+
+    @classmethod
+    @abstractmethod
+    def parse_settings(cls, reader: ConfigReader) -> Hashable:
+        """Checked, hashable settings; equal settings share one store per process."""
+
+    @abstractmethod
+    def __init__(self, settings: Hashable):
+        ...
+
+    @abstractmethod
+    async def save(self, record: EventRecord) -> int:
+        """Store the record, or count one more delivery of it; return its delivery count.
+
+        Must be idempotent on `record.key`. Raises `StorageUnavailable` when a retry may
+        succeed and `StorageRejected` when the store refused the write.
+        """
+
+    @abstractmethod
+    async def find(
+        self, request_id: str, installation_id: Optional[str] = None,
+    ) -> List[EventRecord]:
+        """The records of a request, oldest first; only one installation's when given."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise `StorageUnavailable` unless the store answers."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; the store may be used again afterwards (it reconnects)."""
+
+    def describe(self) -> str:
+        """Where the store writes, safe to log (no passwords or keys)."""
+        return self.name

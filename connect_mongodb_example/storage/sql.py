@@ -1,0 +1,239 @@
+"""SQL storage through peewee: PostgreSQL (psycopg2) or an embedded SQLite file.
+
+peewee is synchronous, so every call runs on a small thread pool sized like the connection
+pool, keeping the event loop free for other tasks.
+"""
+import asyncio
+import json
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, List, Optional, TypeVar
+from urllib.parse import urlsplit
+
+import peewee
+from playhouse.db_url import parse as parse_db_url
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+from connect_mongodb_example.config import ConfigReader, Variable, redact_url
+from connect_mongodb_example.errors import ConfigurationError, StorageUnavailable
+from connect_mongodb_example.records import EventRecord
+from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.sql_schema import ensure_schema, event_model
+
+logger = logging.getLogger(__name__)
+T = TypeVar('T')
+
+DATABASE_URL = Variable(
+    'DATABASE_URL',
+    'SQL database in peewee URL form: sqlite:///relative/path.sqlite3, '
+    'sqlite:////absolute/path.sqlite3 or postgresql://user:password@host:5432/dbname.',
+    default='sqlite:///data/events.sqlite3',
+    secure=True,
+)
+DATABASE_POOL_SIZE = Variable(
+    'DATABASE_POOL_SIZE',
+    'Connections (and worker threads) the SQL backend keeps per process.',
+    default='8',
+)
+SQLITE_SCHEMES = ('sqlite',)
+POSTGRES_SCHEMES = ('postgres', 'postgresql')
+# Seconds to wait for a PostgreSQL connection, unless the URL sets connect_timeout itself.
+CONNECT_TIMEOUT = 5
+
+
+@dataclass(frozen=True)
+class SqlSettings:
+    url: str
+    pool_size: int
+
+
+class SqlEventStore(EventStore):
+    name = 'sql'
+    variables = (DATABASE_URL, DATABASE_POOL_SIZE)
+
+    @classmethod
+    def parse_settings(cls, reader: ConfigReader) -> SqlSettings:
+        url = reader.text(DATABASE_URL)
+        if urlsplit(url).scheme.lower() in SQLITE_SCHEMES:
+            _check_sqlite_url(url)
+        else:
+            url = reader.url(DATABASE_URL, schemes=SQLITE_SCHEMES + POSTGRES_SCHEMES)
+        return SqlSettings(
+            url=url,
+            pool_size=reader.integer(DATABASE_POOL_SIZE, minimum=1, maximum=100),
+        )
+
+    def __init__(self, settings: SqlSettings):
+        self._settings = settings
+        self._executor = ThreadPoolExecutor(settings.pool_size, thread_name_prefix='sql-store')
+        self._open_lock = threading.Lock()
+        self._database: Optional[peewee.Database] = None
+        self._model: Any = None
+
+    def describe(self) -> str:
+        return f'sql ({redact_url(self._settings.url)})'
+
+    async def save(self, record: EventRecord) -> int:
+        return await self._call(self._save, record)
+
+    async def find(
+        self, request_id: str, installation_id: Optional[str] = None,
+    ) -> List[EventRecord]:
+        return await self._call(self._find, request_id, installation_id)
+
+    async def ping(self) -> None:
+        await self._call(lambda: self._database.execute_sql('SELECT 1').fetchone())
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._guarded, function, *args,
+        )
+
+    def _guarded(self, function: Callable[..., T], *args: Any) -> T:
+        """Run in a worker thread: open on first use, and map driver errors to ours."""
+        try:
+            self._open()
+            with self._database.connection_context():
+                return function(*args)
+        except (peewee.OperationalError, peewee.InterfaceError) as error:
+            # The connection may be broken (server restarted): drop it instead of pooling it.
+            if self._database is not None and not self._database.is_closed():
+                self._database.manual_close()
+            raise StorageUnavailable(f'{self.describe()}: {_first_line(error)}') from error
+
+    def _open(self) -> None:
+        if self._model is not None:
+            return
+        with self._open_lock:
+            if self._model is not None:
+                return
+            database = self._database or _connect(self._settings)
+            self._database = database
+            with database.connection_context():
+                ensure_schema(database)
+            self._model = event_model(database)
+            logger.info('SQL storage ready: %s', self.describe())
+
+    def _save(self, record: EventRecord) -> int:
+        model = self._model
+        query = model.insert(
+            key=record.key,
+            request_id=record.request_id,
+            status=record.status,
+            updated=record.updated,
+            event_type=record.event_type,
+            asset_id=record.asset_id,
+            product_id=record.product_id,
+            installation_id=record.installation_id,
+            account_id=record.account_id,
+            received_at=_naive_utc(record.received_at),
+            last_received_at=_naive_utc(record.last_received_at or record.received_at),
+            delivery_count=1,
+            request=record.request,
+        ).on_conflict(
+            conflict_target=[model.key],
+            update={
+                model.delivery_count: model.delivery_count + 1,
+                model.last_received_at: peewee.EXCLUDED.last_received_at,
+            },
+        ).returning(model.delivery_count)
+        with self._database.atomic():
+            return next(iter(query.execute())).delivery_count
+
+    def _find(self, request_id: str, installation_id: Optional[str]) -> List[EventRecord]:
+        model = self._model
+        query = model.select().where(model.request_id == request_id)
+        if installation_id is not None:
+            query = query.where(model.installation_id == installation_id)
+        return [_to_record(row) for row in query.order_by(model.received_at, model.id)]
+
+    def _close(self) -> None:
+        if self._database is not None:
+            self._database.close_all()
+        self._database = None
+        self._model = None
+
+
+def _check_sqlite_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.netloc or not parts.path.strip('/'):
+        # peewee reads sqlite://events.db as an in-memory database: the data would vanish.
+        raise ConfigurationError(
+            DATABASE_URL.name,
+            'a SQLite URL needs three slashes and a file: sqlite:///data/events.sqlite3 '
+            '(relative) or sqlite:////var/lib/events.sqlite3 (absolute)',
+        )
+    if parts.path.strip('/') == ':memory:':
+        raise ConfigurationError(
+            DATABASE_URL.name, 'an in-memory SQLite database would lose every event on restart',
+        )
+
+
+def _connect(settings: SqlSettings) -> peewee.Database:
+    scheme = urlsplit(settings.url).scheme.lower()
+    options = parse_db_url(settings.url)
+    name = options.pop('database')
+    if scheme in SQLITE_SCHEMES:
+        directory = os.path.dirname(name)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        return PooledSqliteDatabase(
+            name,
+            max_connections=settings.pool_size,
+            stale_timeout=300,
+            timeout=30,
+            field_types={'JSON': 'TEXT'},
+            # WAL lets readers work beside the writer; busy_timeout waits out other writers.
+            pragmas={'journal_mode': 'wal', 'busy_timeout': 10000, 'synchronous': 'normal'},
+            check_same_thread=False,
+        )
+    options.setdefault('connect_timeout', CONNECT_TIMEOUT)
+    return PooledPostgresqlDatabase(
+        name,
+        max_connections=settings.pool_size,
+        stale_timeout=300,
+        timeout=30,
+        field_types={'JSON': 'JSONB'},
+        **options,
+    )
+
+
+def _to_record(row: Any) -> EventRecord:
+    request = row.request if isinstance(row.request, dict) else json.loads(row.request)
+    return EventRecord(
+        key=row.key,
+        request_id=row.request_id,
+        status=row.status,
+        updated=row.updated,
+        event_type=row.event_type,
+        asset_id=row.asset_id,
+        product_id=row.product_id,
+        installation_id=row.installation_id,
+        account_id=row.account_id,
+        received_at=_aware_utc(row.received_at),
+        last_received_at=_aware_utc(row.last_received_at),
+        delivery_count=row.delivery_count,
+        request=request,
+    )
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """Columns hold naive UTC: SQLite has no time zone type."""
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _aware_utc(moment: Any) -> datetime:
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=timezone.utc)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -1,0 +1,97 @@
+"""The SQL schema, its version and its migrations."""
+import json
+from datetime import datetime, timezone
+from typing import Any, Callable, List, Tuple
+
+import peewee
+
+EVENTS_TABLE = 'connect_events'
+VERSION_TABLE = 'connect_events_schema'
+
+
+class JSONField(peewee.Field):
+    """JSONB on PostgreSQL, TEXT on SQLite (each database maps the 'JSON' type itself)."""
+
+    field_type = 'JSON'
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else json.dumps(value, separators=(',', ':'))
+
+    def python_value(self, value: Any) -> Any:
+        # psycopg2 already decodes JSONB; SQLite hands back the text.
+        return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def event_model(database: peewee.Database) -> Any:
+    """The events table bound to `database` (a class per database, so stores never share one)."""
+
+    class Event(peewee.Model):
+        id = peewee.BigAutoField()
+        key = peewee.CharField(max_length=512)
+        request_id = peewee.CharField(max_length=128)
+        status = peewee.CharField(max_length=32)
+        updated = peewee.CharField(max_length=64)
+        event_type = peewee.CharField(max_length=128)
+        asset_id = peewee.CharField(max_length=128, null=True)
+        product_id = peewee.CharField(max_length=128, null=True)
+        installation_id = peewee.CharField(max_length=128, null=True)
+        account_id = peewee.CharField(max_length=128, null=True)
+        received_at = peewee.DateTimeField()
+        last_received_at = peewee.DateTimeField()
+        delivery_count = peewee.IntegerField(default=1)
+        request = JSONField()
+
+        class Meta:
+            table_name = EVENTS_TABLE
+
+    Event._meta.set_database(database)
+    # Explicit index names: peewee would derive them from the model, and create_tables
+    # silently skips an index whose name another table's index already took.
+    Event.add_index(peewee.ModelIndex(
+        Event, (Event.key,), unique=True, name='connect_events_idempotency_key_uniq',
+    ))
+    Event.add_index(peewee.ModelIndex(
+        Event, (Event.request_id, Event.installation_id),
+        name='connect_events_request_installation_idx',
+    ))
+    return Event
+
+
+def version_model(database: peewee.Database) -> Any:
+
+    class SchemaVersion(peewee.Model):
+        version = peewee.IntegerField(primary_key=True)
+        applied_at = peewee.DateTimeField()
+
+        class Meta:
+            table_name = VERSION_TABLE
+
+    SchemaVersion._meta.set_database(database)
+    return SchemaVersion
+
+
+def _create_events_table(database: peewee.Database) -> None:
+    database.create_tables([event_model(database)], safe=True)
+
+
+#: (version, migration). Append to change the schema; never edit an applied migration.
+MIGRATIONS: List[Tuple[int, Callable[[peewee.Database], None]]] = [
+    (1, _create_events_table),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def ensure_schema(database: peewee.Database) -> int:
+    """Apply the migrations this database lacks; safe to run twice, or from two processes."""
+    versions = version_model(database)
+    database.create_tables([versions], safe=True)
+    current = versions.select(peewee.fn.MAX(versions.version)).scalar() or 0
+    for version, migrate in MIGRATIONS:
+        if version <= current:
+            continue
+        with database.atomic():
+            migrate(database)
+            versions.insert(
+                version=version, applied_at=datetime.now(timezone.utc).replace(tzinfo=None),
+            ).on_conflict_ignore().execute()
+    return SCHEMA_VERSION
