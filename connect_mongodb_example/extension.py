@@ -8,8 +8,8 @@ from connect.eaas.core.extension import EventsApplicationBase
 from connect.eaas.core.responses import BackgroundResponse
 
 from connect_mongodb_example.errors import ConfigurationError
-from connect_mongodb_example.records import PURCHASE_REQUEST_EVENT, PURCHASE_REQUEST_STATUSES
 from connect_mongodb_example.recorder import record_event, stores_for
+from connect_mongodb_example.records import PURCHASE_REQUEST_EVENT, PURCHASE_REQUEST_STATUSES
 from connect_mongodb_example.settings import load_settings, variable_declarations
 from connect_mongodb_example.storage.registry import close_all
 

@@ -34,5 +34,5 @@ async def close_all() -> None:
     for store in stores:
         try:
             await store.close()
-        except Exception:  # noqa: BLE001 - shutting down: report and go on
+        except Exception:
             logger.exception('Could not close the %s store', store.describe())

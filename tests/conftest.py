@@ -1,0 +1,82 @@
+"""Fixtures shared by the whole suite."""
+import logging
+import os
+from typing import Any, Callable, Dict, Iterator
+
+import pytest
+
+from connect_mongodb_example.storage.registry import close_all
+from tests.support.postgres import (
+    LOCAL_SERVER_URL,
+    ThrowawayPostgres,
+    create_database,
+    drop_database,
+    server_answers,
+)
+from tests.support.requests import purchase_request as make_purchase_request
+
+
+@pytest.fixture
+def purchase_request() -> Callable[..., Dict[str, Any]]:
+    """A factory of realistic purchase requests: `purchase_request(status='approved', ...)`."""
+    return make_purchase_request
+
+
+@pytest.fixture
+def installation() -> Dict[str, Any]:
+    return {
+        'id': 'EIN-8436-7221-1234',
+        'owner': {'id': 'VA-000-001', 'name': 'Vendor One'},
+        'environment': {'id': 'ENV-1234-5678-01'},
+        'settings': {},
+    }
+
+
+@pytest.fixture
+def logger() -> logging.LoggerAdapter:
+    return logging.LoggerAdapter(logging.getLogger('tests.extension'), {})
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f'sqlite:///{tmp_path}/events.sqlite3'
+
+
+@pytest.fixture(autouse=True)
+async def _close_stores() -> Iterator[None]:
+    """Stores are process-wide singletons; each test starts with none and closes its own."""
+    yield
+    await close_all()
+
+
+@pytest.fixture(scope='session')
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server URL (an admin connection to its `postgres` database).
+
+    TEST_POSTGRES_URL wins; then the server on 127.0.0.1:5432; else a throwaway server.
+    """
+    configured = os.environ.get('TEST_POSTGRES_URL')
+    if configured:
+        yield configured
+        return
+    if server_answers(LOCAL_SERVER_URL):
+        yield LOCAL_SERVER_URL
+        return
+    try:
+        server = ThrowawayPostgres()
+        server.start()
+    except Exception as error:  # noqa: BLE001 - reported as the skip reason
+        pytest.skip(f'PostgreSQL tests not run: no server on 127.0.0.1:5432 and a throwaway '
+                    f'server could not start ({error})')
+    try:
+        yield server.url()
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> Iterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    url = create_database(postgres_server)
+    yield url
+    drop_database(postgres_server, url)
