@@ -80,3 +80,14 @@ def postgres_url(postgres_server) -> Iterator[str]:
     url = create_database(postgres_server)
     yield url
     drop_database(postgres_server, url)
+
+
+@pytest.fixture
+def fake_backend(monkeypatch):
+    """Registers the in-memory `fake` backend; select it with STORAGE_BACKENDS=fake."""
+    from connect_mongodb_example import storage
+    from tests.support.fake_store import FakeEventStore
+
+    monkeypatch.setitem(storage.BACKENDS, 'fake', FakeEventStore)
+    FakeEventStore.data.clear()
+    return FakeEventStore

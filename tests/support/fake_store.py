@@ -1,0 +1,63 @@
+"""An in-memory store whose failures a test controls, registered as backend `fake`."""
+import asyncio
+from dataclasses import dataclass, replace
+from typing import ClassVar, Dict, List, Optional
+
+from connect_mongodb_example.config import ConfigReader, Variable
+from connect_mongodb_example.records import EventRecord
+from connect_mongodb_example.storage.base import EventStore
+
+FAKE_STORE_NAME = Variable('FAKE_STORE_NAME', 'Which fake store to use.', default='default')
+
+
+@dataclass(frozen=True)
+class FakeSettings:
+    name: str
+
+
+class FakeEventStore(EventStore):
+    """Keeps records in a dict shared per settings name; `fail_with` / `hang` inject faults."""
+
+    name = 'fake'
+    variables = (FAKE_STORE_NAME,)
+    data: ClassVar[Dict[str, Dict[str, EventRecord]]] = {}
+
+    @classmethod
+    def parse_settings(cls, reader: ConfigReader) -> FakeSettings:
+        return FakeSettings(reader.text(FAKE_STORE_NAME))
+
+    def __init__(self, settings: FakeSettings):
+        self.records = self.data.setdefault(settings.name, {})
+        self.fail_with: Optional[BaseException] = None
+        self.hang = False
+        self.closed = False
+
+    async def save(self, record: EventRecord) -> int:
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        stored = self.records.get(record.key)
+        if stored is None:
+            stored = record
+        else:
+            stored = replace(stored, delivery_count=stored.delivery_count + 1,
+                             last_received_at=record.received_at)
+        self.records[record.key] = stored
+        return stored.delivery_count
+
+    async def find(
+        self, request_id: str, installation_id: Optional[str] = None,
+    ) -> List[EventRecord]:
+        return [
+            record for record in self.records.values()
+            if record.request_id == request_id
+            and installation_id in (None, record.installation_id)
+        ]
+
+    async def ping(self) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    async def close(self) -> None:
+        self.closed = True

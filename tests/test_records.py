@@ -1,0 +1,71 @@
+from datetime import datetime, timezone
+
+import pytest
+
+from connect_mongodb_example.errors import InvalidRequest
+from connect_mongodb_example.records import build_record, idempotency_key
+
+RECEIVED = datetime(2026, 11, 20, 10, 16, tzinfo=timezone.utc)
+
+
+def test_record_carries_every_field(purchase_request, installation):
+    request = purchase_request(status='approved', updated='2026-11-21T08:00:00+00:00')
+    record = build_record(request, installation=installation, received_at=RECEIVED)
+    assert record.summary() == {
+        'key': 'PR-1234-5678-9012-001:approved:2026-11-21T08:00:00+00:00',
+        'request_id': 'PR-1234-5678-9012-001',
+        'status': 'approved',
+        'updated': '2026-11-21T08:00:00+00:00',
+        'event_type': 'asset_purchase_request_processing',
+        'asset_id': 'AS-1234-5678-9012',
+        'product_id': 'PRD-276-377-545',
+        'installation_id': 'EIN-8436-7221-1234',
+        'account_id': 'VA-000-001',
+        'delivery_count': 1,
+    }
+    assert record.received_at == record.last_received_at == RECEIVED
+    assert record.request == request
+
+
+def test_record_holds_a_copy_and_leaves_the_request_alone(purchase_request):
+    request = purchase_request()
+    record = build_record(request)
+    record.request['asset']['items'].clear()
+    assert request['asset']['items'], 'the handler input must never be modified'
+    assert '_id' not in request
+
+
+def test_without_installation_ids_are_empty(purchase_request):
+    record = build_record(purchase_request())
+    assert (record.installation_id, record.account_id) == (None, None)
+
+
+def test_updated_falls_back_to_events_updated_at(purchase_request):
+    request = purchase_request()
+    del request['updated']
+    assert build_record(request).updated == '2026-11-20T10:15:03+00:00'
+
+
+def test_key_changes_with_status_and_update_time():
+    keys = {
+        idempotency_key('PR-1', 'pending', 't1'),
+        idempotency_key('PR-1', 'approved', 't1'),
+        idempotency_key('PR-1', 'pending', 't2'),
+    }
+    assert len(keys) == 3
+
+
+@pytest.mark.parametrize(('request_', 'message'), [
+    (['PR-1'], 'the request must be a JSON object, got list'),
+    (None, 'the request must be a JSON object, got NoneType'),
+    ({'status': 'pending'}, "the request has no 'id'"),
+    ({'id': '', 'status': 'pending'}, "the request has no 'id'"),
+    ({'id': 'PR-1'}, "request PR-1 has no 'status'"),
+    ({'id': 'PR-1', 'status': 'draft'}, "request PR-1 has status 'draft', which this extension"),
+    ({'id': 'PR-1', 'status': 'pending', 'bad': {1, 2}}, 'request PR-1 is not valid JSON'),
+    ({'id': 'PR-1', 'status': 'pending', 'bad': float('nan')}, 'request PR-1 is not valid JSON'),
+])
+def test_invalid_requests_are_refused_with_a_clear_message(request_, message):
+    with pytest.raises(InvalidRequest) as error:
+        build_record(request_)
+    assert str(error.value).startswith(message)
