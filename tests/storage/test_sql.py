@@ -144,7 +144,9 @@ async def test_postgres_payload_column_is_jsonb(postgres_url, purchase_request):
     assert (column_type, product) == ('jsonb', 'PRD-276-377-545')
 
 
-async def test_sqlite_relative_url_creates_the_data_directory(tmp_path, monkeypatch, purchase_request):
+async def test_sqlite_relative_url_creates_the_data_directory(
+    tmp_path, monkeypatch, purchase_request,
+):
     monkeypatch.chdir(tmp_path)
     settings = SqlEventStore.parse_settings(ConfigReader({}))
     store = SqlEventStore(settings)

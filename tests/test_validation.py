@@ -1,0 +1,66 @@
+"""connect-eaas-core's own project validators, run offline as `ccli project validate` would."""
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+from connect.eaas.core.constants import VARIABLES_INFO_ATTR_NAME
+from connect.eaas.core.validation.models import ValidationItem
+from connect.eaas.core.validation.validators import get_validators
+
+from connect_mongodb_example import extension
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+RUNNER_VERSION = '43.1'
+# What Connect's event-definitions endpoint says of this event type (it needs an account).
+EVENT_DEFINITIONS = {
+    'asset_purchase_request_processing': {
+        'type': 'asset_purchase_request_processing',
+        'group': 'Fulfillment',
+        'name': 'Process purchase requests',
+        'category': 'background',
+        'object_statuses': [
+            'draft', 'tiers_setup', 'pending', 'inquiring', 'approved', 'failed',
+            'scheduled', 'revoking', 'revoked',
+        ],
+    },
+}
+
+
+def validate(project_dir: Path) -> List[ValidationItem]:
+    context: Dict[str, Any] = {
+        'project_dir': str(project_dir),
+        'event_definitions': EVENT_DEFINITIONS,
+        'runner_version': RUNNER_VERSION,
+    }
+    items: List[ValidationItem] = []
+    for validator in get_validators():
+        result = validator(context)
+        items.extend(result.items)
+        if result.must_exit:
+            break
+        context.update(result.context or {})
+    assert 'extension_classes' in context, 'the validators did not load the extension'
+    return items
+
+
+def test_project_passes_the_eaas_core_validators():
+    errors = [item for item in validate(PROJECT_DIR) if item.level == 'ERROR']
+    assert errors == []
+
+
+def test_validators_catch_a_bad_variable_declaration(monkeypatch):
+    """A control: the same run reports ERRORs once a declaration is broken."""
+    declared = extension.StatefulEventsApplication.get_variables()
+    broken = [*declared, {'name': declared[0]['name'], 'initial_value': 1}]
+    monkeypatch.setattr(extension.StatefulEventsApplication, VARIABLES_INFO_ATTR_NAME, broken)
+    errors = [item.message for item in validate(PROJECT_DIR) if item.level == 'ERROR']
+    assert any('Duplicate variable name' in message for message in errors), errors
+    assert any('Invalid *initial_value*' in message for message in errors), errors
+
+
+@pytest.mark.parametrize('name', ['readme_url', 'changelog_url'])
+def test_extension_json_has_the_urls_the_runner_needs(name):
+    descriptor_file = PROJECT_DIR / 'connect_mongodb_example' / 'extension.json'
+    descriptor = json.loads(descriptor_file.read_text())
+    assert descriptor[name].startswith('https://')
