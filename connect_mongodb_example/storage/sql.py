@@ -144,8 +144,8 @@ class SqlEventStore(EventStore):
                 model.last_received_at: peewee.EXCLUDED.last_received_at,
             },
         ).returning(model.delivery_count)
-        with self._database.atomic():
-            return next(iter(query.execute())).delivery_count
+        # One statement, atomic on its own: peewee runs in autocommit mode, so no BEGIN/COMMIT.
+        return next(iter(query.execute())).delivery_count
 
     def _find(self, request_id: str, installation_id: Optional[str]) -> List[EventRecord]:
         model = self._model
