@@ -2,11 +2,13 @@
 from typing import Dict, Type
 
 from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.mongodb import MongoEventStore
 from connect_mongodb_example.storage.sql import SqlEventStore
 
 BACKENDS: Dict[str, Type[EventStore]] = {
     store.name: store for store in (
         SqlEventStore,
+        MongoEventStore,
     )
 }
 

@@ -1,0 +1,85 @@
+"""The MongoDB document of an event, shared by the driver and the Data API backends.
+
+Both backends send the same filter and update, so a collection written by one can be read
+by the other: one document per idempotency key, the request kept whole under `request`.
+"""
+from datetime import datetime, timezone
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from connect_mongodb_example.records import EventRecord
+
+KEY_INDEX_NAME = 'connect_events_idempotency_key_uniq'
+REQUEST_INDEX_NAME = 'connect_events_request_installation_idx'
+#: (keys, options) of the indexes the driver backend creates. The key index is sparse so that
+#: it can be added to a collection already holding documents without `key` (the tutorial's).
+INDEXES: Tuple[Tuple[List[Tuple[str, int]], Dict[str, Any]], ...] = (
+    ([('key', 1)], {'name': KEY_INDEX_NAME, 'unique': True, 'sparse': True}),
+    ([('request_id', 1), ('installation_id', 1)], {'name': REQUEST_INDEX_NAME}),
+)
+#: Oldest first; `_id` breaks ties between records received in the same millisecond.
+SORT: Tuple[Tuple[str, int], ...] = (('received_at', 1), ('_id', 1))
+
+# Written once, when the document is created; redeliveries never change them.
+_FIRST_WRITE_FIELDS = (
+    'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
+    'installation_id', 'account_id',
+)
+
+
+def key_filter(record: EventRecord) -> Dict[str, Any]:
+    return {'key': record.key}
+
+
+def upsert_update(record: EventRecord) -> Dict[str, Any]:
+    """The update that stores a new record or counts one more delivery of a stored one."""
+    first_write: Dict[str, Any] = {name: getattr(record, name) for name in _FIRST_WRITE_FIELDS}
+    first_write['received_at'] = _utc(record.received_at)
+    first_write['request'] = record.request
+    return {
+        '$setOnInsert': first_write,
+        # $inc on a missing field starts it at 0, so a new document gets 1.
+        '$inc': {'delivery_count': 1},
+        '$set': {'last_received_at': _utc(record.last_received_at or record.received_at)},
+    }
+
+
+def request_filter(request_id: str, installation_id: Optional[str] = None) -> Dict[str, Any]:
+    query: Dict[str, Any] = {'request_id': request_id}
+    if installation_id is not None:
+        query['installation_id'] = installation_id
+    return query
+
+
+def to_record(document: Mapping[str, Any]) -> EventRecord:
+    """The record a stored document holds (`_id` and unknown fields are ignored)."""
+    received_at = _parse_moment(document['received_at'])
+    last = document.get('last_received_at')
+    return EventRecord(
+        key=document['key'],
+        request_id=document['request_id'],
+        status=document['status'],
+        updated=document['updated'],
+        event_type=document['event_type'],
+        asset_id=document.get('asset_id'),
+        product_id=document.get('product_id'),
+        installation_id=document.get('installation_id'),
+        account_id=document.get('account_id'),
+        received_at=received_at,
+        last_received_at=_parse_moment(last) if last is not None else received_at,
+        delivery_count=int(document.get('delivery_count', 1)),
+        request=dict(document.get('request') or {}),
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
+
+
+def _parse_moment(value: Any) -> datetime:
+    """BSON dates come back as datetimes; a plain-JSON Data API reply sends ISO strings."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace('Z', '+00:00'))
+    if value.tzinfo is None:
+        # Without tz_aware the driver returns naive datetimes that are UTC.
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)

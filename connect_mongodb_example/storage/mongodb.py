@@ -1,0 +1,305 @@
+"""MongoDB storage through the official drivers: PyMongo's asyncio client or Motor.
+
+Both drivers run through one code path that only uses what they share. Motor is past its
+end of life, so PyMongo's `AsyncMongoClient` is the default; Motor stays selectable for
+deployments that pin it.
+"""
+import asyncio
+import inspect
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, List, Optional
+from urllib.parse import quote_plus, unquote_plus, urlsplit
+
+from bson.errors import InvalidDocument
+from pymongo import ReturnDocument
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WTimeoutError,
+)
+from pymongo.uri_parser import parse_uri
+
+from connect_mongodb_example.config import ConfigReader, Variable
+from connect_mongodb_example.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    StorageRejected,
+    StorageUnavailable,
+)
+from connect_mongodb_example.records import EventRecord
+from connect_mongodb_example.storage import mongo_documents as documents
+from connect_mongodb_example.storage.base import EventStore
+
+logger = logging.getLogger(__name__)
+
+MONGODB_URI = Variable(
+    'MONGODB_URI',
+    'MongoDB connection string: mongodb+srv://user:password@cluster.example.mongodb.net/ '
+    '(Atlas) or mongodb://host:27017. Escape user and password with URL quoting.',
+    secure=True,
+)
+MONGODB_DATABASE = Variable(
+    'MONGODB_DATABASE', 'MongoDB database of the events.', default='connect_events',
+    aliases=('DB',),
+)
+MONGODB_COLLECTION = Variable(
+    'MONGODB_COLLECTION', 'MongoDB collection of the events.', default='events',
+    aliases=('DRIVER_COLLECTION',),
+)
+MONGODB_DRIVER = Variable(
+    'MONGODB_DRIVER', 'MongoDB driver: pymongo (asyncio client) or motor.', default='pymongo',
+)
+MONGODB_TIMEOUT_MS = Variable(
+    'MONGODB_TIMEOUT_MS',
+    'Milliseconds to wait for a MongoDB server to be selected or connected.',
+    default='5000',
+)
+DB_HOST = Variable(
+    'DB_HOST', 'Tutorial form, used when MONGODB_URI is empty: Atlas host name '
+               '(cluster0.abcde.mongodb.net).',
+)
+DB_USER = Variable('DB_USER', 'Tutorial form: Atlas database user.')
+DB_PASSWORD = Variable('DB_PASSWORD', "Tutorial form: that user's password.", secure=True)
+
+DRIVERS = ('pymongo', 'motor')
+SCHEMES = ('mongodb', 'mongodb+srv')
+# AuthenticationFailed, Unauthorized: the credentials or the user's roles are wrong.
+AUTH_ERROR_CODES = frozenset({18, 13})
+# BSONObjectTooLarge: the server found the document over its 16 MB limit.
+TOO_LARGE_ERROR_CODES = frozenset({10334})
+# Errors that say the server or the network may answer on a later try.
+TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
+
+
+@dataclass(frozen=True)
+class MongoSettings:
+    uri: str = field(repr=False)
+    hosts: str
+    database: str
+    collection: str
+    driver: str
+    timeout_ms: int
+
+
+def client_class(driver: str) -> Callable[..., Any]:
+    """The asyncio client class of `driver` (imported on demand: Motor is optional)."""
+    if driver == 'motor':
+        from motor.motor_asyncio import AsyncIOMotorClient
+        return AsyncIOMotorClient
+    from pymongo import AsyncMongoClient
+    return AsyncMongoClient
+
+
+async def close_client(client: Any) -> None:
+    """Motor's close() is synchronous; PyMongo's asyncio close() is a coroutine."""
+    result = client.close()
+    if inspect.isawaitable(result):
+        await result
+
+
+class MongoEventStore(EventStore):
+    name = 'mongodb'
+    variables = (
+        MONGODB_URI, MONGODB_DATABASE, MONGODB_COLLECTION, MONGODB_DRIVER, MONGODB_TIMEOUT_MS,
+        DB_HOST, DB_USER, DB_PASSWORD,
+    )
+
+    @classmethod
+    def parse_settings(cls, reader: ConfigReader) -> MongoSettings:
+        if reader.is_set(MONGODB_URI):
+            uri = reader.url(MONGODB_URI, schemes=SCHEMES)
+        elif reader.is_set(DB_HOST):
+            uri = _tutorial_uri(reader)
+        else:
+            raise ConfigurationError(
+                MONGODB_URI.name,
+                'is required for the mongodb backend; set MONGODB_URI '
+                '(mongodb+srv://... or mongodb://...), or DB_HOST, DB_USER and DB_PASSWORD',
+            )
+        return MongoSettings(
+            uri=uri,
+            hosts=_checked_hosts(uri),
+            database=_checked_name(reader, MONGODB_DATABASE, '/\\. "$', 63),
+            collection=_checked_name(reader, MONGODB_COLLECTION, '$', 200),
+            driver=reader.choice(MONGODB_DRIVER, DRIVERS),
+            timeout_ms=reader.integer(MONGODB_TIMEOUT_MS, minimum=100, maximum=120000),
+        )
+
+    def __init__(self, settings: MongoSettings):
+        self._settings = settings
+        self._client: Any = None
+        self._indexes_ready = False
+        self._index_lock: Optional[asyncio.Lock] = None
+
+    def describe(self) -> str:
+        s = self._settings
+        return f'mongodb ({s.hosts}/{s.database}.{s.collection} via {s.driver})'
+
+    async def save(self, record: EventRecord) -> int:
+        with self._translated_errors():
+            collection = await self._collection()
+            try:
+                document = await self._upsert(collection, record)
+            except DuplicateKeyError:
+                # Two first deliveries raced and the other upsert inserted the document:
+                # the same update now matches it, so this delivery is still counted.
+                document = await self._upsert(collection, record)
+        return int(document['delivery_count'])
+
+    async def find(
+        self, request_id: str, installation_id: Optional[str] = None,
+    ) -> List[EventRecord]:
+        with self._translated_errors():
+            collection = await self._collection()
+            cursor = collection.find(documents.request_filter(request_id, installation_id))
+            found = await cursor.sort(list(documents.SORT)).to_list(None)
+        return [documents.to_record(document) for document in found]
+
+    async def ping(self) -> None:
+        with self._translated_errors():
+            await self._open_client().admin.command('ping')
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        self._indexes_ready = False
+        self._index_lock = None
+        if client is not None:
+            await close_client(client)
+
+    async def _upsert(self, collection: Any, record: EventRecord) -> Any:
+        return await collection.find_one_and_update(
+            documents.key_filter(record),
+            documents.upsert_update(record),
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            projection={'_id': False, 'delivery_count': True},
+        )
+
+    def _open_client(self) -> Any:
+        """The store's one client, created on first use (no await: no two get created)."""
+        if self._client is None:
+            s = self._settings
+            self._client = client_class(s.driver)(
+                s.uri,
+                serverSelectionTimeoutMS=s.timeout_ms,
+                connectTimeoutMS=s.timeout_ms,
+                tz_aware=True,
+                appname='connect-mongodb-example',
+            )
+            logger.info('MongoDB client created: %s', self.describe())
+        return self._client
+
+    async def _collection(self) -> Any:
+        collection = self._open_client()[self._settings.database][self._settings.collection]
+        if not self._indexes_ready:
+            if self._index_lock is None:
+                self._index_lock = asyncio.Lock()
+            async with self._index_lock:
+                if not self._indexes_ready:
+                    for keys, options in documents.INDEXES:
+                        await collection.create_index(keys, **options)
+                    self._indexes_ready = True
+        return collection
+
+    @contextmanager
+    def _translated_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except PyMongoError as error:
+            raise self._storage_error(error) from error
+        except InvalidDocument as error:
+            raise InvalidRequest(f'{self.describe()}: cannot store the request: '
+                                 f'{self._safe(error)}') from error
+
+    def _storage_error(self, error: PyMongoError) -> Exception:
+        where = self.describe()
+        message = self._safe(error)
+        code = getattr(error, 'code', None)
+        if isinstance(error, TRANSIENT_ERRORS) or error.has_error_label('RetryableWriteError'):
+            return StorageUnavailable(f'{where}: {type(error).__name__}: {message}')
+        if isinstance(error, OperationFailure) and code in AUTH_ERROR_CODES:
+            return StorageRejected(
+                f'{where}: not authorised (code {code}): {message}; check the user and '
+                f"password of MONGODB_URI (or DB_USER/DB_PASSWORD) and the user's roles",
+            )
+        if isinstance(error, OperationFailure) and code in TOO_LARGE_ERROR_CODES:
+            return InvalidRequest(f'{where}: the document is too large: {message}')
+        if isinstance(error, OperationFailure):
+            return StorageRejected(f'{where}: refused (code {code}): {message}')
+        # Anything else (e.g. an SRV record that does not resolve yet) may pass: retry later.
+        return StorageUnavailable(f'{where}: {type(error).__name__}: {message}')
+
+    def _safe(self, error: BaseException) -> str:
+        """The first line of the error with the password masked (belt and braces: driver
+        messages name hosts, not credentials)."""
+        return _masked((str(error).strip().splitlines() or [type(error).__name__])[0],
+                       self._settings.uri)
+
+
+def _tutorial_uri(reader: ConfigReader) -> str:
+    """The Atlas connection string the tutorial built from DB_HOST, DB_USER and DB_PASSWORD."""
+    host = reader.text(DB_HOST)
+    if any(mark in host for mark in ('/', '@', ':', '?')):
+        raise ConfigurationError(
+            DB_HOST.name,
+            f'must be an Atlas host name such as cluster0.abcde.mongodb.net, got {host!r}; '
+            f'for any other server set MONGODB_URI instead',
+        )
+    user = reader.text(DB_USER, required=True)
+    password = reader.text(DB_PASSWORD, required=True)
+    return (f'mongodb+srv://{quote_plus(user)}:{quote_plus(password)}@{host}/'
+            f'?retryWrites=true&w=majority')
+
+
+def _checked_hosts(uri: str) -> str:
+    """Check the URI without any I/O and return its host list (safe to log).
+
+    `parse_uri` would look up the SRV record of a mongodb+srv URI, so that form is checked
+    as a plain URI plus the SRV rules (one host, no port).
+    """
+    srv = uri.lower().startswith('mongodb+srv://')
+    plain = 'mongodb://' + uri.split('://', 1)[1] if srv else uri
+    try:
+        parsed = parse_uri(plain, validate=True, warn=False)
+    except (PyMongoError, ValueError) as error:
+        raise ConfigurationError(MONGODB_URI.name, f'is not a valid MongoDB URI: '
+                                                   f'{_masked(str(error), uri)}') from None
+    nodes = parsed['nodelist']
+    if srv:
+        explicit_port = ':' in urlsplit(uri).netloc.rsplit('@', 1)[-1]
+        if len(nodes) != 1 or explicit_port:
+            raise ConfigurationError(
+                MONGODB_URI.name, 'a mongodb+srv:// URI names exactly one host and no port',
+            )
+        return nodes[0][0]
+    return ','.join(f'{host}:{port}' for host, port in nodes)
+
+
+def _checked_name(reader: ConfigReader, var: Variable, forbidden: str, longest: int) -> str:
+    value = reader.text(var)
+    bad = sorted({char for char in value if char in forbidden or char == '\0'})
+    if bad or len(value.encode()) > longest or value.startswith('system.'):
+        # Name the variable that was actually set, which may be the tutorial's alias.
+        name = next((name for name in (var.name, *var.aliases)
+                     if reader.is_set(Variable(name, ''))), var.name)
+        raise ConfigurationError(
+            name, f'{value!r} is not a valid MongoDB name (at most {longest} bytes, '
+                      f'without {" ".join(repr(c) for c in forbidden)}, not system.*)',
+        )
+    return value
+
+
+def _masked(text: str, uri: str) -> str:
+    """`text` with the URI and its password (raw and URL-decoded) replaced by ***."""
+    netloc = uri.split('://', 1)[-1].split('/', 1)[0]
+    userinfo = netloc.rsplit('@', 1)[0] if '@' in netloc else ''
+    password = userinfo.split(':', 1)[1] if ':' in userinfo else ''
+    for secret in (uri, password, unquote_plus(password)):
+        if secret:
+            text = text.replace(secret, '***')
+    return text
