@@ -1,0 +1,59 @@
+"""Delivering events like the runner does, and reading what was stored straight from the
+database (not through the store under test)."""
+import asyncio
+import sqlite3
+from contextlib import closing
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import psycopg2
+from connect.eaas.core.responses import BackgroundResponse
+
+from connect_mongodb_example.extension import StatefulEventsApplication
+from connect_mongodb_example.storage.sql_schema import EVENTS_TABLE
+
+
+async def deliver(
+    request: Any,
+    config: Mapping[str, Any],
+    logger: Any,
+    installation: Optional[Mapping[str, Any]] = None,
+) -> BackgroundResponse:
+    """One task as the runner runs it: a new application instance, then the event handler."""
+    app = StatefulEventsApplication(
+        client=None, logger=logger, config=dict(config), installation=installation,
+    )
+    # A generous bound: a hang is a failure, not a stuck suite. Not a timing assertion.
+    return await asyncio.wait_for(app.handle_asset_purchase_request_processing(request), 60)
+
+
+Row = Tuple[str, Optional[str], Optional[str], int]
+
+
+def postgres_rows(url: str) -> Dict[str, Row]:
+    """key -> (request_id, installation_id, account_id, delivery_count), read with psycopg2;
+    raises if a key is stored twice, which the unique index should make impossible."""
+    with closing(psycopg2.connect(url, connect_timeout=5)) as connection, \
+            connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT key, request_id, installation_id, account_id, delivery_count '
+            f'FROM {EVENTS_TABLE} ORDER BY id')
+        return _by_key(cursor.fetchall())
+
+
+def sqlite_rows(url: str) -> Dict[str, Row]:
+    with closing(sqlite3.connect(url[len('sqlite:///'):])) as connection:
+        return _by_key(connection.execute(
+            f'SELECT key, request_id, installation_id, account_id, delivery_count '
+            f'FROM {EVENTS_TABLE} ORDER BY id').fetchall())
+
+
+def stored_rows(url: str) -> Dict[str, Row]:
+    return sqlite_rows(url) if url.startswith('sqlite') else postgres_rows(url)
+
+
+def _by_key(rows: List[tuple]) -> Dict[str, Row]:
+    found: Dict[str, Row] = {}
+    for key, *rest in rows:
+        assert key not in found, f'{key} is stored twice'
+        found[key] = tuple(rest)
+    return found
