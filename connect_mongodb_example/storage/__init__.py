@@ -2,6 +2,7 @@
 from typing import Dict, Type
 
 from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.dataapi import DataApiEventStore
 from connect_mongodb_example.storage.mongodb import MongoEventStore
 from connect_mongodb_example.storage.sql import SqlEventStore
 
@@ -9,6 +10,7 @@ BACKENDS: Dict[str, Type[EventStore]] = {
     store.name: store for store in (
         SqlEventStore,
         MongoEventStore,
+        DataApiEventStore,
     )
 }
 
