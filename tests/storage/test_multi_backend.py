@@ -1,0 +1,49 @@
+"""STORAGE_BACKENDS=sql,mongodb,dataapi: one event lands once in each backend."""
+import asyncio
+
+import pytest
+from connect.eaas.core.enums import ResultType
+
+from connect_mongodb_example.recorder import record_event, stores_for
+from connect_mongodb_example.settings import load_settings
+from localdev.dataapi_server import DataApiServer
+from tests.storage.mongo_fakes import FakeMongo
+
+DATA_API_KEY = 'multi-backend-key'
+
+
+@pytest.fixture
+async def config(sqlite_url, monkeypatch):
+    FakeMongo().install(monkeypatch)
+    async with DataApiServer(api_key=DATA_API_KEY) as server:
+        yield {
+            'STORAGE_BACKENDS': 'sql,mongodb,dataapi',
+            'DATABASE_URL': sqlite_url,
+            'MONGODB_URI': 'mongodb://127.0.0.1:27017',
+            'DATA_API_URL': server.base_url,
+            'DATA_API_KEY': DATA_API_KEY,
+        }
+
+
+async def test_every_backend_holds_the_event_once(config, purchase_request, installation,
+                                                  logger):
+    request = purchase_request(status='approved')
+    responses = await asyncio.gather(*(
+        record_event(request, config=config, logger=logger, installation=installation)
+        for _ in range(3)
+    ))
+    assert {response.status for response in responses} == {ResultType.SUCCESS}
+
+    stores = stores_for(load_settings(config))
+    assert [store.name for store in stores] == ['sql', 'mongodb', 'dataapi']
+    for store in stores:
+        [record] = await store.find(request['id'])
+        assert record.summary() == {
+            'key': f'{request["id"]}:approved:{request["updated"]}',
+            'request_id': request['id'], 'status': 'approved', 'updated': request['updated'],
+            'event_type': 'asset_purchase_request_processing', 'asset_id': 'AS-1234-5678-9012',
+            'product_id': 'PRD-276-377-545', 'installation_id': 'EIN-8436-7221-1234',
+            'account_id': 'VA-000-001', 'delivery_count': 3,
+        }, store.name
+        assert record.request == request, store.name
+        assert record.received_at <= record.last_received_at, store.name
