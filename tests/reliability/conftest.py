@@ -1,9 +1,12 @@
 """Fixtures of the reliability tests: a PostgreSQL server they may stop, and a short summary
 of the counts at the end of the run."""
-from typing import Any, Callable, Iterator, List
+from typing import Any, AsyncIterator, Callable, Iterator, List
 
 import pytest
 
+from connect_mongodb_example.storage.registry import close_all
+from tests.reliability.helpers import DATA_API_KEY
+from tests.storage.mongo_fakes import FakeMongo
 from tests.support.postgres import (
     ThrowawayPostgres,
     create_database,
@@ -61,3 +64,22 @@ def throwaway_database(throwaway_postgres) -> Iterator[str]:
 def database_url(request) -> str:
     """Each test using it runs on SQLite and on a fresh PostgreSQL database."""
     return request.getfixturevalue('sqlite_url' if request.param == 'sqlite' else 'postgres_url')
+
+
+@pytest.fixture
+async def dataapi_server() -> AsyncIterator[Any]:
+    """The local Data-API-compatible server (localdev/dataapi_server.py), in memory."""
+    from localdev.dataapi_server import DataApiServer
+
+    server = DataApiServer(api_key=DATA_API_KEY)
+    await server.start()
+    yield server
+    # Clients first: the server's shutdown waits for connections they keep open.
+    await close_all()
+    await server.stop()
+
+
+@pytest.fixture
+def fake_mongo(monkeypatch) -> FakeMongo:
+    """The mongodb backend's clients replaced by mongomock-motor on one in-memory server."""
+    return FakeMongo().install(monkeypatch)

@@ -11,6 +11,8 @@ from connect.eaas.core.responses import BackgroundResponse
 from connect_mongodb_example.extension import StatefulEventsApplication
 from connect_mongodb_example.storage.sql_schema import EVENTS_TABLE
 
+DATA_API_KEY = 'reliability-data-api-key'
+
 
 async def deliver(
     request: Any,
@@ -57,3 +59,23 @@ def _by_key(rows: List[tuple]) -> Dict[str, Row]:
         assert key not in found, f'{key} is stored twice'
         found[key] = tuple(rest)
     return found
+
+
+def dataapi_config(server: Any) -> Dict[str, str]:
+    """The dataapi backend pointed at a local server. No retries inside the store: each
+    delivery is one attempt, so counts are the deliveries' own (retries have their tests)."""
+    return {'STORAGE_BACKENDS': 'dataapi', 'DATA_API_URL': server.base_url,
+            'DATA_API_KEY': DATA_API_KEY, 'DATA_API_RETRIES': '0'}
+
+
+def dataapi_counts(server: Any) -> Dict[str, int]:
+    """key -> delivery_count, read from the server's collection; fails on a duplicate key."""
+    return mongo_counts(server.collection('connect_events', 'events'))
+
+
+def mongo_counts(collection: Any) -> Dict[str, int]:
+    counts: Dict[str, int] = {}
+    for document in collection.find():
+        assert document['key'] not in counts, f'{document["key"]} is stored twice'
+        counts[document['key']] = document['delivery_count']
+    return counts

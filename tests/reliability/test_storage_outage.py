@@ -13,12 +13,11 @@ import pytest
 from connect.eaas.core.enums import ResultType
 
 from connect_mongodb_example.records import idempotency_key
-from tests.reliability.helpers import deliver, postgres_rows
+from tests.reliability.helpers import dataapi_config, dataapi_counts, deliver, postgres_rows
 
 CONCURRENCY = 4
 BEFORE, DURING, AFTER = 40, 40, 20  # events delivered before, during and after the outage
 MAX_REDELIVERY_ROUNDS = 5
-DATA_API_KEY = 'reliability-data-api-key'
 
 
 class Stream:
@@ -127,32 +126,6 @@ async def test_postgres_outage_mid_stream_stores_every_event_once(
     report(delivered=stream.deliveries(), events=len(by_key), rescheduled=rescheduled,
            redelivery_rounds=rounds, stored=len(rows),
            results=dict(Counter(r for rs in stream.results.values() for r in rs)))
-
-
-@pytest.fixture
-async def dataapi_server():
-    from localdev.dataapi_server import DataApiServer
-
-    server = DataApiServer(api_key=DATA_API_KEY)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-def dataapi_config(server) -> Dict[str, str]:
-    # No retries inside the store: each delivery is one attempt, so the counts are the
-    # deliveries' own; the store's retry loop has its own tests.
-    return {'STORAGE_BACKENDS': 'dataapi', 'DATA_API_URL': server.base_url,
-            'DATA_API_KEY': DATA_API_KEY, 'DATA_API_RETRIES': '0'}
-
-
-def dataapi_counts(server) -> Dict[str, int]:
-    """key -> delivery_count, read from the server's collection; fails on a duplicate key."""
-    counts: Dict[str, int] = {}
-    for document in server.collection('connect_events', 'events').find():
-        assert document['key'] not in counts, f'{document["key"]} is stored twice'
-        counts[document['key']] = document['delivery_count']
-    return counts
 
 
 @pytest.mark.parametrize('fault', ['http-503', 'connection-refused'])
