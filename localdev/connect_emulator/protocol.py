@@ -1,0 +1,172 @@
+"""The EaaS websocket protocol, version 2, built on the runner's own pydantic models.
+
+Using `connect.eaas.core.proto` for both directions means a message the runner would reject
+is rejected here first, with the same validation.
+"""
+import json
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+from connect.eaas.core.proto import (
+    EventDefinition,
+    Logging,
+    LogMeta,
+    Message,
+    MessageType,
+    SetupRequest,
+    SetupResponse,
+    Task,
+    TaskInput,
+    TaskOptions,
+)
+from pydantic import ValidationError
+
+PROTOCOL_VERSION = 2
+PURCHASE_REQUEST_EVENT = 'asset_purchase_request_processing'
+BACKGROUND = 'background'
+
+#: How Connect tells the runner where the object of an event lives. The runner fills in
+#: ${_object_id_} and ${_statuses_} (the statuses the extension subscribed to) and counts
+#: the matches: none means the status is not handled, and it answers `skip` by itself.
+PURCHASE_REQUEST_DEFINITION = EventDefinition(
+    event_type=PURCHASE_REQUEST_EVENT,
+    api_collection_endpoint='requests',
+    api_resource_endpoint='requests/{pk}',
+    api_collection_filter='and(eq(id,${_object_id_}),in(status,${_statuses_}))',
+)
+
+
+class ProtocolError(ValueError):
+    """A message from the runner that does not follow the protocol."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """The account that owns the extension (what Connect puts in the logging metadata)."""
+
+    id: str = 'VA-000-000'
+    name: str = 'Local Extension Owner'
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What the runner answered for one task."""
+
+    task_id: str
+    object_id: str
+    installation_id: Optional[str]
+    result: str
+    message: Optional[str] = None
+    countdown: int = 0
+    runtime: float = 0.0
+
+    @classmethod
+    def from_task(cls, task: Task) -> 'TaskResult':
+        output = task.output
+        if output is None:
+            raise ProtocolError(f'task {task.options.task_id} came back without an output')
+        return cls(
+            task_id=task.options.task_id,
+            object_id=task.input.object_id,
+            installation_id=task.options.installation_id,
+            result=output.result,
+            message=output.message,
+            countdown=output.countdown,
+            runtime=output.runtime,
+        )
+
+
+def parse_message(raw: str) -> Message:
+    """Decode one websocket text frame from the runner."""
+    try:
+        document = json.loads(raw)
+    except ValueError as error:
+        raise ProtocolError(f'not JSON: {error}') from None
+    if not isinstance(document, dict) or 'message_type' not in document:
+        raise ProtocolError('a message must be a JSON object with a message_type')
+    if document.get('version') != PROTOCOL_VERSION:
+        raise ProtocolError(
+            f'protocol version {document.get("version")!r} is not emulated; '
+            f'only version {PROTOCOL_VERSION} is',
+        )
+    try:
+        return Message.deserialize(document)
+    except (ValidationError, KeyError, TypeError) as error:
+        raise ProtocolError(f'invalid {document["message_type"]!r} message: {error}') from None
+
+
+def effective_variables(
+    declared: Optional[Iterable[Mapping[str, Any]]],
+    overrides: Mapping[str, str],
+) -> List[Dict[str, Any]]:
+    """The variables Connect would send: each declared one with its initial value, unless
+    the local file sets it; variables only the file names are added as not secure."""
+    variables: Dict[str, Dict[str, Any]] = {}
+    for item in declared or ():
+        variables[item['name']] = {
+            'name': item['name'],
+            'value': str(item.get('initial_value') or ''),
+            'secure': bool(item.get('secure')),
+        }
+    for name, value in overrides.items():
+        entry = variables.setdefault(name, {'name': name, 'value': '', 'secure': False})
+        entry['value'] = value
+    return list(variables.values())
+
+
+def setup_response(
+    setup: SetupRequest,
+    *,
+    overrides: Mapping[str, str],
+    account: Account,
+    service_id: str,
+    environment_type: str = 'development',
+    log_level: str = 'INFO',
+) -> Dict[str, Any]:
+    """The answer to a runner's `setup_request`."""
+    message = Message(
+        version=PROTOCOL_VERSION,
+        message_type=MessageType.SETUP_RESPONSE,
+        data=SetupResponse(
+            variables=effective_variables(setup.variables, overrides),
+            environment_type=environment_type,
+            logging=Logging(
+                # No logging_api_key: the runner would ship the extension's logs to logz.io.
+                log_level=log_level,
+                runner_log_level=log_level,
+                meta=LogMeta(
+                    account_id=account.id,
+                    account_name=account.name,
+                    service_id=service_id,
+                ),
+            ),
+            event_definitions=[PURCHASE_REQUEST_DEFINITION],
+            environment_runtime='local',
+        ),
+    )
+    return message.dict()
+
+
+def task_message(
+    *,
+    task_id: str,
+    object_id: str,
+    event_type: str = PURCHASE_REQUEST_EVENT,
+    installation_id: Optional[str] = None,
+    api_key: Optional[str] = None,
+) -> Dict[str, Any]:
+    """A background task: 'process the event about this object'."""
+    message = Message(
+        version=PROTOCOL_VERSION,
+        message_type=MessageType.TASK,
+        data=Task(
+            options=TaskOptions(
+                task_id=task_id,
+                task_category=BACKGROUND,
+                installation_id=installation_id,
+                api_key=api_key,
+            ),
+            input=TaskInput(event_type=event_type, object_id=object_id),
+        ),
+    )
+    return message.dict()

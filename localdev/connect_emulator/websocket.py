@@ -1,0 +1,188 @@
+"""The EaaS websocket endpoint: where runner workers connect, get set up, and take tasks.
+
+The runner opens one connection per worker (`runner_type` background and interactive).
+Each starts with the worker's `setup_request`, answered with a `setup_response`; from then
+on tasks go down and results come back as `task` messages with an output. A worker that
+stops sends `shutdown` and gets no new task.
+"""
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+from aiohttp import WSMsgType, web
+from connect.eaas.core.proto import Message, MessageType, SetupRequest
+
+from localdev.connect_emulator.protocol import (
+    BACKGROUND,
+    ProtocolError,
+    TaskResult,
+    parse_message,
+)
+from localdev.connect_emulator.rest import API_PREFIX, connect_error
+
+logger = logging.getLogger(__name__)
+
+WS_PATH = f'{API_PREFIX}/devops/ws/{{environment_id}}/{{instance_id}}'
+#: The runner waits this long for the setup_response; the emulation as long for the request.
+HANDSHAKE_TIMEOUT_SECONDS = 5
+#: Largest frame the runner accepts (websockets max_size in workers/base.py).
+MAX_MESSAGE_SIZE = 2 ** 21
+
+SetupResponder = Callable[[SetupRequest], dict]
+
+
+class RunnerDisconnected(ConnectionError):
+    """The runner connection closed before the task's result came back."""
+
+
+@dataclass(eq=False)
+class RunnerLink:
+    """One websocket connection from a runner worker."""
+
+    runner_type: str
+    instance_id: str
+    ws: web.WebSocketResponse
+    setup: Optional[SetupRequest] = None
+    draining: bool = False
+    pending: Dict[str, 'asyncio.Future[TaskResult]'] = field(default_factory=dict)
+
+
+class RunnerChannel:
+    def __init__(self, *, environment_id: str, respond_to_setup: SetupResponder):
+        self.environment_id = environment_id
+        self._respond_to_setup = respond_to_setup
+        self._links: Dict[str, RunnerLink] = {}
+        self._ready: Dict[str, asyncio.Event] = {}
+        self._open: List[web.WebSocketResponse] = []
+        #: What the runner sent, in order: for tests and for debugging a runner.
+        self.setup_requests: List[SetupRequest] = []
+        self.results: List[TaskResult] = []
+        self.shutdowns: List[str] = []
+
+    def route(self) -> web.RouteDef:
+        return web.get(WS_PATH, self.handle)
+
+    def _ready_event(self, runner_type: str) -> asyncio.Event:
+        return self._ready.setdefault(runner_type, asyncio.Event())
+
+    async def wait_ready(self, runner_type: str = BACKGROUND) -> None:
+        """Until a worker of this type has completed its setup and takes tasks."""
+        await self._ready_event(runner_type).wait()
+
+    def is_ready(self, runner_type: str = BACKGROUND) -> bool:
+        return self._ready_event(runner_type).is_set()
+
+    async def send_task(self, message: dict, runner_type: str = BACKGROUND) -> TaskResult:
+        """Send one task to the worker and wait for its result."""
+        await self.wait_ready(runner_type)
+        link = self._links[runner_type]
+        task_id = message['data']['options']['task_id']
+        future: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
+        link.pending[task_id] = future
+        try:
+            await link.ws.send_json(message)
+            return await future
+        finally:
+            link.pending.pop(task_id, None)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info['environment_id'] != self.environment_id:
+            logger.warning('Runner connected for environment %s, expected %s',
+                           request.match_info['environment_id'], self.environment_id)
+            return connect_error(404, 'DEVOPS_NOT_FOUND', 'Environment not found.')
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE)
+        await ws.prepare(request)
+        link = RunnerLink(
+            runner_type=request.query.get('runner_type', BACKGROUND),
+            instance_id=request.match_info['instance_id'],
+            ws=ws,
+        )
+        self._open.append(ws)
+        logger.info('Runner %s worker connected (instance %s)', link.runner_type, link.instance_id)
+        try:
+            await self._serve(link)
+        finally:
+            self._forget(link)
+        return ws
+
+    async def _serve(self, link: RunnerLink) -> None:
+        try:
+            first = await link.ws.receive(timeout=HANDSHAKE_TIMEOUT_SECONDS)
+        except asyncio.TimeoutError:
+            logger.warning('Runner %s worker sent no setup_request within %ds',
+                           link.runner_type, HANDSHAKE_TIMEOUT_SECONDS)
+            await link.ws.close()
+            return
+        await self._on_frame(link, first)
+        async for frame in link.ws:
+            await self._on_frame(link, frame)
+
+    async def _on_frame(self, link: RunnerLink, frame: 'web.WSMessage') -> None:
+        if frame.type != WSMsgType.TEXT:
+            if frame.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                logger.warning('Ignoring a %s frame from the runner', frame.type.name)
+            return
+        try:
+            message = parse_message(frame.data)
+        except ProtocolError as error:
+            logger.error('Runner %s worker: %s', link.runner_type, error)
+            return
+        await self._on_message(link, message)
+
+    async def _on_message(self, link: RunnerLink, message: Message) -> None:
+        kind = message.message_type
+        if kind == MessageType.SETUP_REQUEST:
+            await self._on_setup(link, message.data)
+        elif kind == MessageType.TASK:
+            self._on_result(link, message)
+        elif kind == MessageType.SHUTDOWN:
+            # The worker is stopping: it finishes its tasks but must not be given new ones.
+            logger.info('Runner %s worker is shutting down', link.runner_type)
+            self.shutdowns.append(link.runner_type)
+            link.draining = True
+            if self._links.get(link.runner_type) is link:
+                self._ready_event(link.runner_type).clear()
+        else:
+            logger.warning('Unexpected %r message from the runner, ignored', kind)
+
+    async def _on_setup(self, link: RunnerLink, setup: SetupRequest) -> None:
+        self.setup_requests.append(setup)
+        link.setup = setup
+        await link.ws.send_json(self._respond_to_setup(setup))
+        self._links[link.runner_type] = link
+        self._ready_event(link.runner_type).set()
+        logger.info('Runner %s worker set up (runner %s, subscriptions: %s)',
+                    link.runner_type, setup.runner_version,
+                    ', '.join(setup.event_subscriptions or {}) or 'none')
+
+    def _on_result(self, link: RunnerLink, message: Message) -> None:
+        try:
+            result = TaskResult.from_task(message.data)
+        except ProtocolError as error:
+            logger.error('Runner %s worker: %s', link.runner_type, error)
+            return
+        self.results.append(result)
+        future = link.pending.get(result.task_id)
+        if future is None or future.done():
+            logger.warning('Result for unknown task %s ignored', result.task_id)
+            return
+        future.set_result(result)
+
+    def _forget(self, link: RunnerLink) -> None:
+        if link.ws in self._open:
+            self._open.remove(link.ws)
+        if self._links.get(link.runner_type) is link:
+            del self._links[link.runner_type]
+            self._ready_event(link.runner_type).clear()
+        for task_id, future in link.pending.items():
+            if not future.done():
+                future.set_exception(RunnerDisconnected(
+                    f'the runner {link.runner_type} worker disconnected before answering '
+                    f'task {task_id}',
+                ))
+        logger.info('Runner %s worker disconnected', link.runner_type)
+
+    async def close(self) -> None:
+        for ws in list(self._open):
+            await ws.close()
