@@ -1,0 +1,145 @@
+"""Start and stop the real extension runner (`cextrun`) as a subprocess.
+
+The runner's master process forks worker processes (spawn), so it is started in a new
+session, and stopped by signalling that process group: SIGTERM, a grace period, then
+SIGKILL for whatever is left. Nothing outlives `stop()`.
+"""
+import asyncio
+import os
+import signal
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
+
+#: The runner's own entry point (the `cextrun` console script runs the same function).
+RUNNER_MODULE = 'connect.eaas.runner.main'
+#: --no-validate: the start-up validation asks PyPI and the real Connect for the latest
+#:   runner version and cannot pass offline; --no-rich-logging: plain lines for the log file.
+RUNNER_OPTIONS = ('--no-validate', '--no-rich-logging')
+PROXY_VARIABLES = (
+    'HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'WS_PROXY', 'WSS_PROXY',
+    'http_proxy', 'https_proxy', 'all_proxy', 'ws_proxy', 'wss_proxy',
+)
+#: The runner stops its workers within a few seconds; this is the wait for the master, then
+#: again for any process left in its group, before SIGKILL.
+STOP_GRACE_SECONDS = 20
+
+
+class RunnerExited(RuntimeError):
+    """The runner process ended while it was expected to run."""
+
+
+def runner_command(debug: bool = False) -> List[str]:
+    return [sys.executable, '-m', RUNNER_MODULE, *RUNNER_OPTIONS, *(['--debug'] if debug else [])]
+
+
+def runner_environment(
+    overrides: Mapping[str, str], base: Optional[Mapping[str, str]] = None,
+) -> Dict[str, str]:
+    """This process's environment, minus proxies (they would catch the loopback traffic:
+    the runner reads HTTP(S)_PROXY for its websocket), plus `overrides`."""
+    env = {name: value for name, value in (base or os.environ).items()
+           if name not in PROXY_VARIABLES}
+    env['NO_PROXY'] = env['no_proxy'] = '127.0.0.1,localhost'
+    env['PYTHONUNBUFFERED'] = '1'
+    env.update(overrides)
+    return env
+
+
+class RunnerProcess:
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        log_path: Path,
+        debug: bool = False,
+        command: Optional[Sequence[str]] = None,
+        stop_grace: float = STOP_GRACE_SECONDS,
+    ):
+        self.env = runner_environment(env)
+        self.cwd = Path(cwd)
+        self.log_path = Path(log_path)
+        self.command = list(command) if command else runner_command(debug)
+        self.stop_grace = stop_grace
+        self._process: Optional[asyncio.subprocess.Process] = None
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._process.pid if self._process else None
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self._process.returncode if self._process else None
+
+    async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # Appended to: the caller may log its own side of the conversation in the same file.
+        with self.log_path.open('ab') as log:
+            # The child keeps its own copy of the file descriptor.
+            self._process = await asyncio.create_subprocess_exec(
+                *self.command,
+                cwd=str(self.cwd),
+                env=self.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    async def wait(self) -> int:
+        """Until the runner exits on its own; its exit code."""
+        if self._process is None:
+            raise RuntimeError('the runner is not started')
+        return await self._process.wait()
+
+    async def stop(self) -> Optional[int]:
+        """Stop the runner and every process it started; its exit code."""
+        process = self._process
+        if process is None:
+            return None
+        group = process.pid  # start_new_session: the group id is the leader's pid
+        if process.returncode is None:
+            _signal_group(group, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), self.stop_grace)
+            except asyncio.TimeoutError:
+                _signal_group(group, signal.SIGKILL)
+                await process.wait()
+        await _until_group_gone(group, self.stop_grace)
+        return process.returncode
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            with self.log_path.open(encoding='utf-8', errors='replace') as log:
+                return ''.join(deque(log, maxlen=lines))
+        except OSError:
+            return ''
+
+
+def _signal_group(group: int, signum: int) -> bool:
+    try:
+        os.killpg(group, signum)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+async def _until_group_gone(group: int, grace: float) -> None:
+    """Workers exit after the master; any still there after `grace` seconds are killed."""
+    if await _group_gone_within(group, grace):
+        return
+    _signal_group(group, signal.SIGKILL)
+    if not await _group_gone_within(group, grace):
+        raise RuntimeError(f'processes of group {group} survived SIGKILL')
+
+
+async def _group_gone_within(group: int, seconds: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while _signal_group(group, 0):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
