@@ -9,6 +9,7 @@ import psycopg2
 from connect.eaas.core.responses import BackgroundResponse
 
 from connect_mongodb_example.extension import StatefulEventsApplication
+from connect_mongodb_example.records import build_record
 from connect_mongodb_example.storage.sql_schema import EVENTS_TABLE
 
 DATA_API_KEY = 'reliability-data-api-key'
@@ -26,6 +27,11 @@ async def deliver(
     )
     # A generous bound: a hang is a failure, not a stuck suite. Not a timing assertion.
     return await asyncio.wait_for(app.handle_asset_purchase_request_processing(request), 60)
+
+
+def key_of(request: Mapping[str, Any], installation: Optional[Mapping[str, Any]] = None) -> str:
+    """The idempotency key the application gives this event."""
+    return build_record(request, installation=installation).key
 
 
 Row = Tuple[str, Optional[str], Optional[str], int]

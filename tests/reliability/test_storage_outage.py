@@ -12,8 +12,13 @@ from typing import Any, Awaitable, Callable, Dict, List
 import pytest
 from connect.eaas.core.enums import ResultType
 
-from connect_mongodb_example.records import idempotency_key
-from tests.reliability.helpers import dataapi_config, dataapi_counts, deliver, postgres_rows
+from tests.reliability.helpers import (
+    dataapi_config,
+    dataapi_counts,
+    deliver,
+    key_of,
+    postgres_rows,
+)
 
 CONCURRENCY = 4
 BEFORE, DURING, AFTER = 40, 40, 20  # events delivered before, during and after the outage
@@ -32,7 +37,7 @@ class Stream:
     async def one(self, request: Dict[str, Any]) -> ResultType:
         async with self._slots:
             response = await deliver(request, self.config, self.logger)
-        key = idempotency_key(request['id'], request['status'], request['updated'])
+        key = key_of(request)
         self.results.setdefault(key, []).append(response.status)
         return response.status
 
@@ -98,7 +103,7 @@ async def test_postgres_outage_mid_stream_stores_every_event_once(
     config = {'DATABASE_URL': throwaway_database, 'DATABASE_POOL_SIZE': str(CONCURRENCY)}
     stream = Stream(config, logger)
     requests = make_requests(purchase_request, '7000', BEFORE + DURING + AFTER)
-    by_key = {idempotency_key(r['id'], r['status'], r['updated']): r for r in requests}
+    by_key = {key_of(r): r for r in requests}
 
     down = await run_outage(
         stream, requests,
@@ -134,7 +139,7 @@ async def test_dataapi_outage_mid_stream_stores_every_event_once(
 ):
     stream = Stream(dataapi_config(dataapi_server), logger)
     requests = make_requests(purchase_request, '7100', BEFORE + DURING + AFTER)
-    by_key = {idempotency_key(r['id'], r['status'], r['updated']): r for r in requests}
+    by_key = {key_of(r): r for r in requests}
 
     async def stop() -> None:
         if fault == 'http-503':
@@ -175,7 +180,7 @@ async def test_postgres_restart_between_events_reschedules_nothing(
     config = {'DATABASE_URL': throwaway_database, 'DATABASE_POOL_SIZE': str(CONCURRENCY)}
     stream = Stream(config, logger)
     requests = make_requests(purchase_request, '7200', 40)
-    by_key = {idempotency_key(r['id'], r['status'], r['updated']): r for r in requests}
+    by_key = {key_of(r): r for r in requests}
     assert set(await stream.many(requests[:20])) == {ResultType.SUCCESS}
     await asyncio.to_thread(throwaway_postgres.stop, 'fast')
     await asyncio.to_thread(throwaway_postgres.start)
