@@ -34,6 +34,9 @@ LOOPBACK = ('127.0.0.1', '::1', 'localhost')
 # The path prefix of an Atlas App's Data API, so that base URLs look like the real ones.
 BASE_PATH = '/app/local/endpoint/data/v1'
 READ_OPTIONS = JSONOptions(tz_aware=True, tzinfo=timezone.utc)
+# Room for a document at MongoDB's 16 MB limit plus the request around it (aiohttp's
+# default, 1 MB, would refuse events MongoDB itself stores).
+MAX_BODY_BYTES = 20 * 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -88,7 +91,10 @@ class DataApiServer:
         self._faults = {'count': count, 'status': status, 'retry_after': retry_after}
 
     async def start(self) -> str:
-        app = web.Application(middlewares=[self._track, self._inject_faults, self._errors])
+        app = web.Application(
+            middlewares=[self._track, self._inject_faults, self._errors],
+            client_max_size=MAX_BODY_BYTES,
+        )
         for path in (f'{BASE_PATH}/action/{{action}}', '/action/{action}'):
             app.router.add_post(path, self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -150,9 +156,11 @@ class DataApiServer:
         except (PyMongoError, ValueError, TypeError) as error:
             raise ApiError(400, 'InvalidParameter', str(error)) from None
         if 'ejson' in request.headers.get('Accept', ''):
-            text = json_util.dumps(result, json_options=json_util.RELAXED_JSON_OPTIONS)
+            text = json_util.dumps(result, json_options=json_util.RELAXED_JSON_OPTIONS,
+                                   ensure_ascii=False)
             return web.Response(text=text, content_type='application/ejson')
-        return web.Response(text=json_util.dumps(_plain(result)), content_type='application/json')
+        text = json_util.dumps(_plain(result), ensure_ascii=False)
+        return web.Response(text=text, content_type='application/json')
 
     def _authenticate(self, request: web.Request) -> None:
         headers = request.headers

@@ -23,7 +23,12 @@ from bson import json_util
 from bson.json_util import JSONOptions
 
 from connect_mongodb_example.config import LOOPBACK_HOSTS, ConfigReader, Variable, redact_url
-from connect_mongodb_example.errors import ConfigurationError, StorageRejected, StorageUnavailable
+from connect_mongodb_example.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    StorageRejected,
+    StorageUnavailable,
+)
 from connect_mongodb_example.records import EventRecord
 from connect_mongodb_example.storage import mongo_documents as documents
 from connect_mongodb_example.storage.base import EventStore
@@ -206,10 +211,11 @@ class DataApiEventStore(EventStore):
         """POST one action, retrying what may pass; the decoded reply, or a storage error."""
         s = self._settings
         url = f'{s.url.rstrip("/")}/action/{action}'
+        # UTF-8 as is: escaping every non-ASCII character would make bodies up to 6x larger.
         content = json_util.dumps({
             'dataSource': s.data_source, 'database': s.database, 'collection': s.collection,
             **body,
-        }, json_options=json_util.RELAXED_JSON_OPTIONS)
+        }, json_options=json_util.RELAXED_JSON_OPTIONS, ensure_ascii=False).encode()
         attempt = 0
         while True:
             delay = None
@@ -248,11 +254,17 @@ class DataApiEventStore(EventStore):
             )
         return reply
 
-    def _refusal(self, action: str, response: httpx.Response) -> StorageRejected:
+    def _refusal(self, action: str, response: httpx.Response) -> Exception:
         detail = self._detail(response)
         if 'E11000' in detail or 'duplicate key' in detail.lower():
             return _DuplicateKey(f'{self.describe()}: {action}: {detail}')
         status = response.status_code
+        if status == 413:
+            # Like MongoDB's 16 MB limit: this event will never fit, retrying cannot help.
+            return InvalidRequest(
+                f'{self.describe()}: {action} refused, HTTP 413, the request is too large '
+                f'for this server:{detail}',
+            )
         hint = ''
         if status in (401, 403):
             hint = '; check DATA_API_KEY, DATA_API_AUTH and DATA_API_USER'

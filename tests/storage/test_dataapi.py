@@ -17,6 +17,7 @@ from bson import ObjectId, json_util
 from connect_mongodb_example.config import ConfigReader
 from connect_mongodb_example.errors import (
     ConfigurationError,
+    InvalidRequest,
     StorageRejected,
     StorageUnavailable,
 )
@@ -361,6 +362,14 @@ async def test_client_errors_are_rejections_with_the_servers_explanation(
     assert KEY not in str(caught.value)
 
 
+async def test_a_body_too_large_for_the_server_can_never_be_stored(api, store, record):
+    route = api.post('/action/updateOne').mock(return_value=httpx.Response(
+        413, text='Maximum request body size 1048576 exceeded'))
+    with pytest.raises(InvalidRequest, match='HTTP 413, the request is too large'):
+        await store.save(record)
+    assert route.call_count == 1
+
+
 async def test_a_server_echoing_the_key_does_not_put_it_in_the_message(api, store, record):
     api.post('/action/updateOne').mock(return_value=httpx.Response(
         401, text=f'bad credentials: apiKey={KEY}'))
@@ -462,6 +471,17 @@ async def test_each_auth_mode_against_the_server(make_store, record, mode):
         with pytest.raises(StorageRejected, match='HTTP 401 InvalidSession'):
             await wrong.save(record)
         assert server.collection('connect_events', 'events').count_documents({}) == 1
+
+
+async def test_an_eight_megabyte_request_is_stored_whole(server, make_store, purchase_request):
+    store = make_store(DATA_API_URL=server.base_url)
+    # 8 MB as UTF-8; as 6-byte \u escapes it would exceed the server's 20 MB limit.
+    request = purchase_request(note='ü' * (4 * 1024 * 1024))
+    assert await store.save(build_record(request)) == 1
+    [document] = server.collection('connect_events', 'events').find()
+    assert document['request'] == request
+    [found] = await store.find(request['id'])
+    assert found.request == request
 
 
 async def test_server_faults_are_retried(server, make_store, record, sleeps):
