@@ -72,6 +72,8 @@ SCHEMES = ('mongodb', 'mongodb+srv')
 AUTH_ERROR_CODES = frozenset({18, 13})
 # BSONObjectTooLarge: the server found the document over its 16 MB limit.
 TOO_LARGE_ERROR_CODES = frozenset({10334})
+# IndexOptionsConflict, IndexKeySpecsConflict: an index on the same keys exists already.
+INDEX_CONFLICT_CODES = frozenset({85, 86})
 # Errors that say the server or the network may answer on a later try.
 TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 
@@ -202,9 +204,20 @@ class MongoEventStore(EventStore):
             async with self._index_lock:
                 if not self._indexes_ready:
                     for keys, options in documents.INDEXES:
-                        await collection.create_index(keys, **options)
+                        await self._create_index(collection, keys, options)
                     self._indexes_ready = True
         return collection
+
+    async def _create_index(self, collection: Any, keys: Any, options: Any) -> None:
+        try:
+            await collection.create_index(keys, **options)
+        except OperationFailure as error:
+            if error.code not in INDEX_CONFLICT_CODES:
+                raise
+            # Someone already indexed these keys under another name or options: use theirs
+            # rather than refuse every event.
+            logger.warning('%s: index %s not created, the collection has one on the same '
+                           'keys: %s', self.describe(), options['name'], self._safe(error))
 
     @contextmanager
     def _translated_errors(self) -> Iterator[None]:

@@ -220,6 +220,17 @@ async def test_indexes_are_unique_on_key_and_tolerate_tutorial_documents(
     assert fake_mongo.collection().count_documents({}) == 3
 
 
+async def test_an_existing_index_on_the_same_keys_is_used(store, fake_mongo, purchase_request,
+                                                          monkeypatch, caplog):
+    async def conflicting(self, keys, **options):
+        raise OperationFailure('Index already exists with a different name: key_1', 85)
+
+    monkeypatch.setattr(AsyncMongoMockCollection, 'create_index', conflicting)
+    assert await store.save(build_record(purchase_request())) == 1
+    assert f'index {KEY_INDEX_NAME} not created' in caplog.text
+    assert len(stored_documents(fake_mongo)) == 1
+
+
 async def test_find_filters_by_installation_oldest_first(store, purchase_request):
     first = build_record(purchase_request(status='pending'), installation={'id': 'EIN-A'})
     for offset, (status, installation) in enumerate(
