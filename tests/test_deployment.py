@@ -24,7 +24,6 @@ import pytest
 import yaml
 from connect.eaas.core.validation.validators.base import validate_docker_compose_yml
 
-from connect_mongodb_example.errors import ConfigurationError
 from connect_mongodb_example.settings import load_settings
 
 if sys.version_info >= (3, 11):
@@ -539,17 +538,7 @@ def test_howto_has_a_variable_table_for_each_backend():
     assert set(local_variable_tables()) == {'sql', 'mongodb', 'dataapi'}
 
 
-@pytest.mark.parametrize('backend', [
-    'sql',
-    'mongodb',
-    pytest.param('dataapi', marks=pytest.mark.xfail(
-        raises=ConfigurationError,
-        strict=True,
-        reason='the dataapi backend accepts plain http:// only on loopback, so it refuses '
-               'http://ferretdb:8080 from inside the compose network; remove this mark once '
-               'it accepts compose service names',
-    )),
-])
+@pytest.mark.parametrize('backend', ['sql', 'mongodb', 'dataapi'])
 def test_howto_local_variables_are_accepted_by_the_extension(backend):
     rows = local_variable_tables()[backend]
     for value in rows.values():

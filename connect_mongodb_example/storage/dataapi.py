@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 DATA_API_URL = Variable(
     'DATA_API_URL',
     'Base URL of a Data-API-compatible server, the part before /action/...: '
-    'https://dataapi.example.com or http://localhost:8080 (plain http only on loopback).',
+    'https://dataapi.example.com, or plain http on loopback or a service name: http://ferretdb:8080.',
     aliases=('DATA_API_ENDPOINT',),
 )
 DATA_API_KEY = Variable(
@@ -310,6 +310,16 @@ class _DuplicateKey(StorageRejected):
     """A racing upsert inserted the same key first."""
 
 
+def _private_host(host: str) -> bool:
+    """Loopback, or a single-label name (a docker compose or Kubernetes service): names that
+    public DNS never resolves, so the unencrypted key stays on the machine or its private
+    network. IP addresses and dotted names need https."""
+    host = host.lower()
+    return host in LOOPBACK_HOSTS or (
+        host.replace('-', '').replace('_', '').isalnum() and not host.isdigit()
+    )
+
+
 def _checked_url(reader: ConfigReader) -> str:
     url = reader.url(DATA_API_URL, schemes=('https', 'http'))
     name = DATA_API_URL.name
@@ -318,10 +328,11 @@ def _checked_url(reader: ConfigReader) -> str:
         raise ConfigurationError(
             name, 'must not contain a user or password; use DATA_API_KEY (and DATA_API_USER)',
         )
-    if parts.scheme.lower() == 'http' and (parts.hostname or '').lower() not in LOOPBACK_HOSTS:
+    if parts.scheme.lower() == 'http' and not _private_host(parts.hostname or ''):
         raise ConfigurationError(
             name, f'plain http:// would send the key unencrypted to {parts.hostname}; use '
-                  f'https:// (http:// is accepted only for {", ".join(sorted(LOOPBACK_HOSTS))})',
+                  f'https:// (http:// is accepted only for {", ".join(sorted(LOOPBACK_HOSTS))} '
+                  'and single-label service names such as http://ferretdb:8080)',
         )
     if '/action/' in parts.path:
         raise ConfigurationError(

@@ -110,8 +110,9 @@ def test_defaults_and_tutorial_aliases():
 
 @pytest.mark.parametrize('url', [
     'http://localhost:8081', 'http://127.0.0.1:8081/app/x/endpoint/data/v1', 'http://[::1]:80',
+    'http://ferretdb:8080', 'http://data-api_1:8080',
 ])
-def test_plain_http_is_accepted_on_loopback(url):
+def test_plain_http_is_accepted_on_loopback_and_for_service_names(url):
     assert settings_from(DATA_API_URL=url).url == url
 
 
@@ -120,6 +121,7 @@ def test_plain_http_is_accepted_on_loopback(url):
     ({'DATA_API_KEY': ''}, 'DATA_API_KEY', 'is required'),
     ({'DATA_API_URL': 'http://dataapi.example.com'}, 'DATA_API_URL', 'https://'),
     ({'DATA_API_URL': 'http://10.0.0.5:8080'}, 'DATA_API_URL', 'unencrypted'),
+    ({'DATA_API_URL': 'http://ferretdb.internal:8080'}, 'DATA_API_URL', 'unencrypted'),
     ({'DATA_API_URL': 'ftp://dataapi.example.com'}, 'DATA_API_URL', 'https://'),
     ({'DATA_API_URL': f'https://u:{KEY}@dataapi.example.com'}, 'DATA_API_URL', 'DATA_API_KEY'),
     ({'DATA_API_URL': f'{BASE}/action/findOne'}, 'DATA_API_URL', 'base URL'),
