@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+import toml
 from connect.eaas.core.constants import VARIABLES_INFO_ATTR_NAME
 from connect.eaas.core.validation.models import ValidationItem
 from connect.eaas.core.validation.validators import get_validators
@@ -11,7 +12,9 @@ from connect.eaas.core.validation.validators import get_validators
 from connect_mongodb_example import extension
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-RUNNER_VERSION = '43.1'
+# The runner image the validators expect is the one the project pins as a dev dependency.
+RUNNER_VERSION = toml.load(PROJECT_DIR / 'pyproject.toml')['tool']['poetry']['group']['dev'][
+    'dependencies']['connect-extension-runner']
 # What Connect's event-definitions endpoint says of this event type (it needs an account).
 EVENT_DEFINITIONS = {
     'asset_purchase_request_processing': {
