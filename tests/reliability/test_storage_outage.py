@@ -172,11 +172,13 @@ async def test_dataapi_outage_mid_stream_stores_every_event_once(
 
 
 @pytest.mark.postgres
-async def test_postgres_restart_between_events_reschedules_nothing(
+async def test_postgres_restart_between_events_loses_nothing(
     throwaway_postgres, throwaway_database, purchase_request, logger, report,
 ):
-    """The pool still holds connections to the old server process; peewee's pool tests a
-    connection when handing it out (SELECT 1) and replaces a dead one, so no event fails."""
+    """The store still holds connections to the old server process. Each may fail once (a
+    rescheduled event) before it is replaced, so at most DATABASE_POOL_SIZE events are
+    rescheduled, and after redelivery every event is stored once. (peewee's pool tests a
+    connection with SELECT 1 when handing it out, so today none is rescheduled.)"""
     config = {'DATABASE_URL': throwaway_database, 'DATABASE_POOL_SIZE': str(CONCURRENCY)}
     stream = Stream(config, logger)
     requests = make_requests(purchase_request, '7200', 40)
@@ -186,7 +188,7 @@ async def test_postgres_restart_between_events_reschedules_nothing(
     await asyncio.to_thread(throwaway_postgres.start)
     after_restart = await stream.many(requests[20:])
     rescheduled = after_restart.count(ResultType.RESCHEDULE)
-    assert after_restart == [ResultType.SUCCESS] * 20
+    assert rescheduled <= CONCURRENCY
     rounds = await redeliver_until_stored(stream, by_key)
     rows = postgres_rows(throwaway_database)
     assert {key: row[3] for key, row in rows.items()} == stream.successes() == dict.fromkeys(
