@@ -24,6 +24,7 @@ PROXY_VARIABLES = (
 #: The runner stops its workers within a few seconds; this is the wait for the master, then
 #: again for any process left in its group, before SIGKILL.
 STOP_GRACE_SECONDS = 20
+KILL_WAIT_SECONDS = 5
 
 
 class RunnerExited(RuntimeError):
@@ -127,19 +128,38 @@ def _signal_group(group: int, signum: int) -> bool:
 
 
 async def _until_group_gone(group: int, grace: float) -> None:
-    """Workers exit after the master; any still there after `grace` seconds are killed."""
+    """Workers exit after the master; any still running after `grace` seconds are killed."""
     if await _group_gone_within(group, grace):
         return
     _signal_group(group, signal.SIGKILL)
-    if not await _group_gone_within(group, grace):
-        raise RuntimeError(f'processes of group {group} survived SIGKILL')
+    if not await _group_gone_within(group, max(grace, KILL_WAIT_SECONDS)):
+        raise RuntimeError(f'processes of group {group} survived SIGKILL: {_members(group)}')
 
 
 async def _group_gone_within(group: int, seconds: float) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    while _signal_group(group, 0):
+    while _members(group):
         if loop.time() >= deadline:
             return False
         await asyncio.sleep(0.05)
     return True
+
+
+def _members(group: int) -> List[int]:
+    """The processes of the group that still run. A zombie does not count: it is dead and
+    waits for its new parent (init) to reap it, which we cannot hurry. Without /proc, any
+    member counts."""
+    proc = Path('/proc')
+    if not (proc / 'self' / 'stat').exists():
+        return [group] if _signal_group(group, 0) else []
+    members = []
+    for stat in proc.glob('[0-9]*/stat'):
+        try:
+            # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended while we looked
+        if int(fields[2]) == group and fields[0] != 'Z':
+            members.append(int(stat.parent.name))
+    return members
