@@ -4,6 +4,7 @@ A request is kept in the state of the last event delivered about it, as the Conn
 would return it while that event is being processed.
 """
 import copy
+import re
 import warnings
 from typing import Any, Dict, List, Optional
 
@@ -27,6 +28,10 @@ class RequestFilter(FilterClass):
             'contract.id',
         )
     ]
+
+
+#: `eq(id,X)` alone, or as the first term of the top-level `and(...)`.
+PINNED_ID = re.compile(r'^(?:and\()?eq\(id,([^,()\'"]+)\)(?:,|$)')
 
 
 class FilterError(ValueError):
@@ -57,9 +62,16 @@ class ConnectObjects:
 
     def find_requests(self, rql: str) -> List[Dict[str, Any]]:
         """The requests matching an RQL filter ('' matches all), in insertion order."""
-        requests = list(self._requests.values())
         if not rql:
-            return requests
+            return list(self._requests.values())
+        pinned = PINNED_ID.match(rql)
+        if pinned:
+            # The filter requires this id (the runner's per-task count): only that request
+            # can match, so a run with many requests does not evaluate RQL on all of them.
+            found = self._requests.get(pinned.group(1))
+            requests = [found] if found is not None else []
+        else:
+            requests = list(self._requests.values())
         try:
             return list(self._filter.filter(rql, requests))
         except (RQLFilterError, LarkError) as error:
