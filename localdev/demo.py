@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Set
 from urllib.parse import urlsplit
 
 from connect_mongodb_example.errors import ConfigurationError
+from connect_mongodb_example.settings import load_settings, variable_declarations
 from localdev.connect_emulator import (
     ConnectEmulator,
     Delivery,
@@ -26,6 +28,7 @@ from localdev.connect_emulator import (
     load_events,
 )
 from localdev.connect_emulator.events import load_event
+from localdev.connect_emulator.protocol import effective_variables
 from localdev.connect_emulator.websocket import RunnerDisconnected
 from localdev.offline import REPO_ROOT, RunnerNotReady, offline_runner
 from localdev.readback import StoredEvent, read_back
@@ -38,6 +41,7 @@ DEFAULT_LOG = DEMO_DIR / 'runner.log'
 DEFAULT_TIMEOUT = 120.0
 LOG_FORMAT = '%(asctime)s %(name)s %(levelname)s PID_%(process)d %(message)s'
 WATCH_INTERVAL_SECONDS = 1.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class DemoError(Exception):
@@ -113,6 +117,15 @@ def load_variables(path: Path, assignments: Sequence[str] = ()) -> Dict[str, str
     return variables
 
 
+def check_variables(variables: Dict[str, str]) -> None:
+    """Fail before the runner starts if the extension would refuse its configuration."""
+    effective = effective_variables(variable_declarations(), variables)
+    try:
+        load_settings({item['name']: item['value'] for item in effective})
+    except ConfigurationError as error:
+        raise DemoError(f'the extension would refuse its variables: {error}') from None
+
+
 def scratch_database(variables: Dict[str, str]) -> Optional[Path]:
     """The SQLite file of DATABASE_URL if it lives under .demo/ (the demo's own space)."""
     url = variables.get('DATABASE_URL', '')
@@ -143,9 +156,31 @@ def configure_logging(log_path: Path, debug: bool) -> logging.Handler:
     return handler
 
 
+async def run_until_signal(options: argparse.Namespace) -> int:
+    """`run`, cancelled by SIGINT or SIGTERM so that the runner is always stopped first;
+    further signals while it stops are ignored rather than leaving it orphaned."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def interrupted() -> None:
+        print('Stopping the runner ...', file=sys.stderr)
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, lambda: None)
+        task.cancel()
+
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, interrupted)
+    try:
+        return await run(options)
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
 async def run(options: argparse.Namespace) -> int:
     events = load_events(options.events)
     variables = load_variables(options.variables, options.assignments)
+    check_variables(variables)
     if not options.keep_data:
         clear_scratch_database(variables)
     deadline = time.monotonic() + options.timeout
@@ -250,10 +285,17 @@ def _notes(row: StoredEvent) -> List[str]:
     event = row.delivery.event
     notes = [f'  ! {event.request_id} ({event.status}): {row.problem}'] if row.problem else []
     for result in row.delivery.results:
-        if result.result != 'success' and result.message:
-            first_line = result.message.strip().splitlines()[-1][:200]
-            notes.append(f'  ! {event.request_id} ({event.status}) task {result.task_id} '
-                         f'{result.result}: {first_line}')
+        if result.result == 'success':
+            continue
+        if result.result == 'reschedule':
+            detail = (f'Connect would deliver it again in {result.countdown}s '
+                      f'(the emulation does not)')
+        else:
+            # For a retry the message is a traceback: its last line names the error.
+            lines = (result.message or '').strip().splitlines()
+            detail = lines[-1][:200] if lines else '(no message)'
+        notes.append(f'  ! {event.request_id} ({event.status}) task {result.task_id} '
+                     f'{result.result}: {detail}')
     return notes
 
 
@@ -284,7 +326,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.chdir(REPO_ROOT)
     handler = configure_logging(options.log_file, options.debug)
     try:
-        return asyncio.run(run(options))
+        return asyncio.run(run_until_signal(options))
     except (DemoError, EventFileError, ConfigurationError) as error:
         print(f'Demo stopped: {error}', file=sys.stderr)
         return 2
@@ -292,7 +334,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'Demo failed: {error}\n--- last lines of {options.log_file} ---', file=sys.stderr)
         print(_log_tail(options.log_file), file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         print('Stopped.')
         return 0 if options.keep_running else 130
     finally:

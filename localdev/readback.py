@@ -6,7 +6,7 @@ so the check holds for every backend a fork adds.
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
-from connect_mongodb_example.errors import InvalidRequest
+from connect_mongodb_example.errors import InvalidRequest, StorageRejected, StorageUnavailable
 from connect_mongodb_example.recorder import stores_for
 from connect_mongodb_example.records import EventRecord, build_record
 from connect_mongodb_example.settings import load_settings
@@ -44,13 +44,18 @@ async def read_back(
             except InvalidRequest as error:
                 rows.append(StoredEvent(delivery, {}, problem=str(error)))
                 continue
-            records = {}
+            records: Dict[str, Optional[EventRecord]] = {}
+            problems = []
             for store in stores:
-                found = await store.find(expected.request_id, expected.installation_id)
+                try:
+                    found = await store.find(expected.request_id, expected.installation_id)
+                except (StorageUnavailable, StorageRejected) as error:
+                    found = []
+                    problems.append(f'cannot read back: {error}')
                 records[store.describe()] = next(
                     (record for record in found if record.key == expected.key), None,
                 )
-            rows.append(StoredEvent(delivery, records))
+            rows.append(StoredEvent(delivery, records, problem='; '.join(problems) or None))
     finally:
         await close_all()
     return rows

@@ -111,3 +111,27 @@ def test_bad_event_files_stop_the_demo_before_anything_starts(tmp_path, capsys):
 
     assert code == 2
     assert "bad.json: the request needs a non-empty string 'status'" in capsys.readouterr().err
+
+
+def test_notes_say_why_a_task_did_not_succeed(purchase_request):
+    event = Event(purchase_request('PR-3', 'pending'))
+    row = StoredEvent(Delivery(event, [
+        TaskResult('TQ-4', 'PR-3', None, 'reschedule', countdown=30),
+        TaskResult('TQ-5', 'PR-3', None, 'retry',
+                   message='Traceback (most recent call last):\n  ...\nStorageRejected: denied'),
+    ]), {'sql': None})
+
+    assert demo.report_lines([row], header=False)[1:] == [
+        '  ! PR-3 (pending) task TQ-4 reschedule: Connect would deliver it again in 30s '
+        '(the emulation does not)',
+        '  ! PR-3 (pending) task TQ-5 retry: StorageRejected: denied',
+    ]
+
+
+def test_variables_the_extension_would_refuse_stop_the_demo_first():
+    demo.check_variables({'DATABASE_URL': 'sqlite:///.demo/e.sqlite3'})
+
+    with pytest.raises(demo.DemoError, match='STORAGE_BACKENDS: unknown name'):
+        demo.check_variables({'STORAGE_BACKENDS': 'nosuchstore'})
+    with pytest.raises(demo.DemoError, match='DATABASE_URL: a SQLite URL needs three slashes'):
+        demo.check_variables({'DATABASE_URL': 'sqlite://events.db'})
