@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from connect.eaas.core.proto import Message, MessageType, SetupRequest
 
 from localdev.connect_emulator.protocol import (
@@ -118,7 +118,7 @@ class RunnerChannel:
         async for frame in link.ws:
             await self._on_frame(link, frame)
 
-    async def _on_frame(self, link: RunnerLink, frame: 'web.WSMessage') -> None:
+    async def _on_frame(self, link: RunnerLink, frame: WSMessage) -> None:
         if frame.type != WSMsgType.TEXT:
             if frame.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 logger.warning('Ignoring a %s frame from the runner', frame.type.name)
