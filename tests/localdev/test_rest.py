@@ -9,12 +9,15 @@ from connect.eaas.runner.handlers.events import EventsApp
 from connect.eaas.runner.managers import BackgroundTasksManager
 
 from localdev.connect_emulator.protocol import setup_response
+from localdev.runner_process import PROXY_VARIABLES
 from tests.localdev.test_protocol import extension_setup_request, over_the_wire
 
 
 @pytest.fixture
 def runner_manager(emulator, monkeypatch):
     """The runner's background task manager, configured as after a real handshake."""
+    for name in PROXY_VARIABLES:  # the Connect client (httpx) would send loopback calls there
+        monkeypatch.delenv(name, raising=False)
     for name, value in emulator.runner_environment().items():
         monkeypatch.setenv(name, value)
     # The Connect client builds its TLS context once, at import: trust the test CA there.
