@@ -203,7 +203,11 @@ async def run(options: argparse.Namespace) -> int:
     rows = await read_back(delivered, emulator.effective_variables())
     print_report(rows)
     _warn_unknown_calls(emulator)
-    return 0 if all(row.stored for row in rows) else 1
+    if all(row.stored for row in rows):
+        return 0
+    print(f'--- warnings and errors in {log_path} ---\n{_log_problems(log_path)}',
+          file=sys.stderr)
+    return 1
 
 
 async def _deliver_before(
@@ -341,6 +345,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logging.getLogger().removeHandler(handler)
         handler.close()
         os.chdir(previous_directory)
+
+
+def _log_problems(path: Path, lines: int = 30) -> str:
+    """The last WARNING and ERROR lines of the log (the runner and the extension's)."""
+    try:
+        text = path.read_text(encoding='utf-8', errors='replace')
+    except OSError:
+        return '(no log)'
+    problems = [line for line in text.splitlines() if ' WARNING ' in line or ' ERROR ' in line]
+    return '\n'.join(problems[-lines:]) or '(none)'
 
 
 def _log_tail(path: Path, lines: int = 60) -> str:
