@@ -33,7 +33,8 @@ async def record_event(
     """Store one event in every configured backend.
 
     - stored everywhere: `done`;
-    - the request cannot be stored (not an object, no id or status): `fail`, nothing written;
+    - the request cannot be stored (not an object, no id or status, too large for one of the
+      backends): `fail`, nothing written anywhere;
     - a backend is unreachable or too slow: `reschedule`; Connect delivers the event again
       and the backends that already have it only count one more delivery;
     - configuration is wrong, or a backend refused the write: the error is raised, which the
@@ -52,6 +53,12 @@ async def record_event(
         raise
 
     stores = stores_for(settings)
+    try:
+        for store in stores:
+            store.check_storable(record)
+    except InvalidRequest as error:
+        logger.error('Not storing event %s: %s', record.key, error)
+        return BackgroundResponse.fail(output=str(error))
     outcomes = await asyncio.gather(
         *(_save(store, record, settings.storage_timeout) for store in stores),
         return_exceptions=True,

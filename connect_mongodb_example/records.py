@@ -18,7 +18,8 @@ class EventRecord:
     """One delivery of an event, as every storage backend keeps it.
 
     `key` identifies the event across redeliveries: Connect may deliver the same task more
-    than once, and a retry must land on the same record instead of adding one.
+    than once, and a retry must land on the same record instead of adding one. It is
+    `request id:status:updated`, prefixed with `installation id/` for an installation's event.
     """
 
     key: str
@@ -46,8 +47,13 @@ class EventRecord:
         }
 
 
-def idempotency_key(request_id: str, status: str, updated: str) -> str:
-    return f'{request_id}:{status}:{updated}'
+def idempotency_key(
+    request_id: str, status: str, updated: str, installation_id: Optional[str] = None,
+) -> str:
+    """Same event, same key. A request can reach several installations (the vendor's and
+    the distributor's): each one's delivery is its own event, so the installation scopes it."""
+    key = f'{request_id}:{status}:{updated}'
+    return f'{installation_id}/{key}' if installation_id else key
 
 
 def utcnow() -> datetime:
@@ -79,7 +85,7 @@ def build_record(
     owner = installation.get('owner') if isinstance(installation.get('owner'), dict) else {}
     received_at = received_at or utcnow()
     return EventRecord(
-        key=idempotency_key(request_id, status, updated),
+        key=idempotency_key(request_id, status, updated, installation.get('id')),
         request_id=request_id,
         status=status,
         updated=updated,

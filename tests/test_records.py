@@ -12,7 +12,7 @@ def test_record_carries_every_field(purchase_request, installation):
     request = purchase_request(status='approved', updated='2026-11-21T08:00:00+00:00')
     record = build_record(request, installation=installation, received_at=RECEIVED)
     assert record.summary() == {
-        'key': 'PR-1234-5678-9012-001:approved:2026-11-21T08:00:00+00:00',
+        'key': 'EIN-8436-7221-1234/PR-1234-5678-9012-001:approved:2026-11-21T08:00:00+00:00',
         'request_id': 'PR-1234-5678-9012-001',
         'status': 'approved',
         'updated': '2026-11-21T08:00:00+00:00',
@@ -46,13 +46,16 @@ def test_updated_falls_back_to_events_updated_at(purchase_request):
     assert build_record(request).updated == '2026-11-20T10:15:03+00:00'
 
 
-def test_key_changes_with_status_and_update_time():
+def test_key_changes_with_status_update_time_and_installation():
     keys = {
         idempotency_key('PR-1', 'pending', 't1'),
         idempotency_key('PR-1', 'approved', 't1'),
         idempotency_key('PR-1', 'pending', 't2'),
+        idempotency_key('PR-1', 'pending', 't1', 'EIN-1'),
+        idempotency_key('PR-1', 'pending', 't1', 'EIN-2'),
     }
-    assert len(keys) == 3
+    assert len(keys) == 5
+    assert idempotency_key('PR-1', 'pending', 't1', 'EIN-1') == 'EIN-1/PR-1:pending:t1'
 
 
 @pytest.mark.parametrize(('request_', 'message'), [

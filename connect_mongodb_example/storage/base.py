@@ -27,6 +27,15 @@ class EventStore(ABC):
     def __init__(self, settings: Hashable):
         ...
 
+    def check_storable(self, record: EventRecord) -> None:
+        """Raise `InvalidRequest` if this store could never keep the record (e.g. too large).
+
+        Called for every selected store before any of them writes, so that a record one
+        backend refuses is written nowhere instead of partially. Stores without limits keep
+        this default, which accepts every record.
+        """
+        return None
+
     @abstractmethod
     async def save(self, record: EventRecord) -> int:
         """Store the record, or count one more delivery of it; return its delivery count.

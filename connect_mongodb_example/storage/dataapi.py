@@ -132,6 +132,9 @@ class DataApiEventStore(EventStore):
         s = self._settings
         return f'dataapi ({redact_url(s.url)} {s.database}.{s.collection})'
 
+    def check_storable(self, record: EventRecord) -> None:
+        documents.check_size(record, self.describe())
+
     async def save(self, record: EventRecord) -> int:
         update = {
             'filter': documents.key_filter(record),

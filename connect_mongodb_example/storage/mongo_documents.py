@@ -6,6 +6,9 @@ by the other: one document per idempotency key, the request kept whole under `re
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+import bson
+
+from connect_mongodb_example.errors import InvalidRequest
 from connect_mongodb_example.records import EventRecord
 
 KEY_INDEX_NAME = 'connect_events_idempotency_key_uniq'
@@ -24,6 +27,21 @@ _FIRST_WRITE_FIELDS = (
     'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
     'installation_id', 'account_id',
 )
+
+
+#: MongoDB's limit for one document (BSON), the Atlas Data API's and FerretDB's too.
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+
+
+def check_size(record: EventRecord, where: str) -> None:
+    """Refuse a record whose document would exceed MongoDB's limit, before anything is written."""
+    update = upsert_update(record)
+    size = len(bson.encode({**update['$setOnInsert'], **update['$set'], 'delivery_count': 1}))
+    if size > MAX_DOCUMENT_BYTES:
+        raise InvalidRequest(
+            f'{where}: request {record.request_id} makes a {size}-byte document, over the '
+            f'{MAX_DOCUMENT_BYTES}-byte MongoDB limit',
+        )
 
 
 def key_filter(record: EventRecord) -> Dict[str, Any]:

@@ -142,6 +142,9 @@ class MongoEventStore(EventStore):
         s = self._settings
         return f'mongodb ({s.hosts}/{s.database}.{s.collection} via {s.driver})'
 
+    def check_storable(self, record: EventRecord) -> None:
+        documents.check_size(record, self.describe())
+
     async def save(self, record: EventRecord) -> int:
         with self._translated_errors():
             collection = await self._collection()

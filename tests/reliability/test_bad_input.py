@@ -130,18 +130,13 @@ async def test_invalid_request_fails_and_no_backend_is_written(
     assert dataapi_server.requests == 0
 
 
-@pytest.mark.xfail(reason='each backend finds out on its own that it cannot store a request '
-                          '(MongoDB refuses documents over 16 MB) while the others write it: '
-                          'the event is reported failed but is kept in SQL. Fix: refuse '
-                          'requests over the smallest backend limit in build_record, before '
-                          'any write.')
 async def test_request_too_large_for_one_backend_is_written_nowhere(
     fake_backend, sqlite_url, purchase_request, logger,
 ):
     config = {'STORAGE_BACKENDS': 'sql,fake', 'DATABASE_URL': sqlite_url}
     fake = stores_for(load_settings(config))[1]
-    # What the mongodb backend raises for a document over MongoDB's 16 MiB limit.
-    fake.fail_with = InvalidRequest('mongodb: the document is too large')
+    # What the mongodb backend's check says of a document over MongoDB's 16 MiB limit.
+    fake.refuse = InvalidRequest('mongodb: the document is too large')
     request = purchase_request(note='x' * 17_000_000)
     response = await deliver(request, config, logger)
     assert response.status == ResultType.FAIL

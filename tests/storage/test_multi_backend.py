@@ -39,7 +39,7 @@ async def test_every_backend_holds_the_event_once(config, purchase_request, inst
     for store in stores:
         [record] = await store.find(request['id'])
         assert record.summary() == {
-            'key': f'{request["id"]}:approved:{request["updated"]}',
+            'key': f'{installation["id"]}/{request["id"]}:approved:{request["updated"]}',
             'request_id': request['id'], 'status': 'approved', 'updated': request['updated'],
             'event_type': 'asset_purchase_request_processing', 'asset_id': 'AS-1234-5678-9012',
             'product_id': 'PRD-276-377-545', 'installation_id': 'EIN-8436-7221-1234',

@@ -16,7 +16,8 @@ class FakeSettings:
 
 
 class FakeEventStore(EventStore):
-    """Keeps records in a dict shared per settings name; `fail_with` / `hang` inject faults."""
+    """Keeps records in a dict shared per settings name; `fail_with`, `refuse` and `hang`
+    inject faults."""
 
     name = 'fake'
     variables = (FAKE_STORE_NAME,)
@@ -29,8 +30,13 @@ class FakeEventStore(EventStore):
     def __init__(self, settings: FakeSettings):
         self.records = self.data.setdefault(settings.name, {})
         self.fail_with: Optional[BaseException] = None
+        self.refuse: Optional[BaseException] = None
         self.hang = False
         self.closed = False
+
+    def check_storable(self, record: EventRecord) -> None:
+        if self.refuse is not None:
+            raise self.refuse
 
     async def save(self, record: EventRecord) -> int:
         if self.hang:
