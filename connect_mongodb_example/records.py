@@ -13,6 +13,13 @@ PURCHASE_REQUEST_STATUSES = (
 )
 
 
+#: The fields every store keeps as they are, written with the first delivery and never changed.
+FIRST_WRITE_FIELDS = (
+    'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
+    'installation_id', 'account_id',
+)
+
+
 @dataclass(frozen=True)
 class EventRecord:
     """One delivery of an event, as every storage backend keeps it.

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import bson
 
 from connect_mongodb_example.errors import InvalidRequest
-from connect_mongodb_example.records import EventRecord
+from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
 
 KEY_INDEX_NAME = 'connect_events_idempotency_key_uniq'
 REQUEST_INDEX_NAME = 'connect_events_request_installation_idx'
@@ -22,11 +22,6 @@ INDEXES: Tuple[Tuple[List[Tuple[str, int]], Dict[str, Any]], ...] = (
 #: Oldest first; `_id` breaks ties between records received in the same millisecond.
 SORT: Tuple[Tuple[str, int], ...] = (('received_at', 1), ('_id', 1))
 
-# Written once, when the document is created; redeliveries never change them.
-_FIRST_WRITE_FIELDS = (
-    'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
-    'installation_id', 'account_id',
-)
 
 
 #: MongoDB's limit for one document (BSON), the Atlas Data API's and FerretDB's too.
@@ -50,7 +45,7 @@ def key_filter(record: EventRecord) -> Dict[str, Any]:
 
 def upsert_update(record: EventRecord) -> Dict[str, Any]:
     """The update that stores a new record or counts one more delivery of a stored one."""
-    first_write: Dict[str, Any] = {name: getattr(record, name) for name in _FIRST_WRITE_FIELDS}
+    first_write: Dict[str, Any] = {name: getattr(record, name) for name in FIRST_WRITE_FIELDS}
     first_write['received_at'] = _utc(record.received_at)
     first_write['request'] = record.request
     return {

@@ -20,7 +20,7 @@ from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from connect_mongodb_example.config import ConfigReader, Variable, redact_url
 from connect_mongodb_example.errors import ConfigurationError, StorageUnavailable
-from connect_mongodb_example.records import EventRecord
+from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
 from connect_mongodb_example.storage.base import EventStore
 from connect_mongodb_example.storage.sql_schema import ensure_schema, event_model
 
@@ -124,15 +124,7 @@ class SqlEventStore(EventStore):
     def _save(self, record: EventRecord) -> int:
         model = self._model
         query = model.insert(
-            key=record.key,
-            request_id=record.request_id,
-            status=record.status,
-            updated=record.updated,
-            event_type=record.event_type,
-            asset_id=record.asset_id,
-            product_id=record.product_id,
-            installation_id=record.installation_id,
-            account_id=record.account_id,
+            **{name: getattr(record, name) for name in FIRST_WRITE_FIELDS},
             received_at=_naive_utc(record.received_at),
             last_received_at=_naive_utc(record.last_received_at or record.received_at),
             delivery_count=1,
@@ -208,15 +200,7 @@ def _connect(settings: SqlSettings) -> peewee.Database:
 def _to_record(row: Any) -> EventRecord:
     request = row.request if isinstance(row.request, dict) else json.loads(row.request)
     return EventRecord(
-        key=row.key,
-        request_id=row.request_id,
-        status=row.status,
-        updated=row.updated,
-        event_type=row.event_type,
-        asset_id=row.asset_id,
-        product_id=row.product_id,
-        installation_id=row.installation_id,
-        account_id=row.account_id,
+        **{name: getattr(row, name) for name in FIRST_WRITE_FIELDS},
         received_at=_aware_utc(row.received_at),
         last_received_at=_aware_utc(row.last_received_at),
         delivery_count=row.delivery_count,
