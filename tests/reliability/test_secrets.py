@@ -59,7 +59,8 @@ async def run_events(config: Dict[str, str], logger: Any, purchase_request) -> L
             response = await deliver(request, config, logger)
             shown.append(str(response.output or ''))
         except Exception as error:  # noqa: BLE001 - what the runner would log
-            shown.append(''.join(traceback.format_exception(type(error), error, error.__traceback__)))
+            shown.append(''.join(
+                traceback.format_exception(type(error), error, error.__traceback__)))
     await StatefulEventsApplication.on_shutdown(logger, config)
     return shown
 
