@@ -1,5 +1,4 @@
 """The stored form of one event, and how it is derived from a Connect request."""
-import copy
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,6 +42,8 @@ class EventRecord:
     # Both are maintained by the storage: a new record starts at 1 and at its received time.
     delivery_count: int = 1
     last_received_at: Optional[datetime] = None
+    #: `request` as compact JSON, encoded once when the record is built (empty when read back).
+    request_json: str = field(default='', repr=False, compare=False)
 
     def summary(self) -> Dict[str, Any]:
         """Every field but the request document, for logs and the demo table."""
@@ -84,7 +85,7 @@ def build_record(
             f'request {request_id} has status {status!r}, which this extension does not '
             f'handle (expected one of {", ".join(PURCHASE_REQUEST_STATUSES)})',
         )
-    document = _json_copy(request, request_id)
+    request_json = _json_text(request, request_id)
     updated = _updated_at(request)
     asset = request.get('asset') if isinstance(request.get('asset'), dict) else {}
     product = asset.get('product') if isinstance(asset.get('product'), dict) else {}
@@ -103,7 +104,9 @@ def build_record(
         account_id=owner.get('id'),
         received_at=received_at,
         last_received_at=received_at,
-        request=document,
+        # Decoding the text is the fastest deep copy, and one the caller cannot change.
+        request=json.loads(request_json),
+        request_json=request_json,
     )
 
 
@@ -127,10 +130,9 @@ def _updated_at(request: Mapping[str, Any]) -> str:
     return ''
 
 
-def _json_copy(request: Dict[str, Any], request_id: str) -> Dict[str, Any]:
-    """A deep copy that is known to be JSON: every backend must be able to store it as is."""
+def _json_text(request: Dict[str, Any], request_id: str) -> str:
+    """The request as compact JSON; every backend must be able to store it as it is."""
     try:
-        json.dumps(request, allow_nan=False)
+        return json.dumps(request, allow_nan=False, separators=(',', ':'))
     except (TypeError, ValueError) as error:
         raise InvalidRequest(f'request {request_id} is not valid JSON: {error}') from None
-    return copy.deepcopy(request)

@@ -11,7 +11,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, List, Optional, Tuple, TypeVar
 from urllib.parse import urlsplit
 
 import peewee
@@ -22,7 +22,7 @@ from connect_mongodb_example.config import ConfigReader, Variable, redact_url
 from connect_mongodb_example.errors import ConfigurationError, StorageUnavailable
 from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
 from connect_mongodb_example.storage.base import EventStore
-from connect_mongodb_example.storage.sql_schema import ensure_schema, event_model
+from connect_mongodb_example.storage.sql_schema import EncodedJSON, ensure_schema, event_model
 
 logger = logging.getLogger(__name__)
 T = TypeVar('T')
@@ -73,9 +73,12 @@ class SqlEventStore(EventStore):
         self._open_lock = threading.Lock()
         self._database: Optional[peewee.Database] = None
         self._model: Any = None
+        self._upsert: Tuple[str, Tuple[Any, ...], Tuple[Any, ...]] = ('', (), ())
+        # Logged with every stored event: worked out once.
+        self._description = f'sql ({redact_url(settings.url)})'
 
     def describe(self) -> str:
-        return f'sql ({redact_url(self._settings.url)})'
+        return self._description
 
     async def save(self, record: EventRecord) -> int:
         return await self._call(self._save, record)
@@ -100,8 +103,10 @@ class SqlEventStore(EventStore):
         """Run in a worker thread: open on first use, and map driver errors to ours."""
         try:
             self._open()
-            with self._database.connection_context():
-                return function(*args)
+            # Each worker thread keeps its connection between calls: checking one out of
+            # peewee's pool per call costs a round trip (the pool tests it with SELECT 1).
+            self._database.connect(reuse_if_open=True)
+            return function(*args)
         except (peewee.OperationalError, peewee.InterfaceError) as error:
             # The connection may be broken (server restarted): drop it instead of pooling it.
             if self._database is not None and not self._database.is_closed():
@@ -119,25 +124,21 @@ class SqlEventStore(EventStore):
             with database.connection_context():
                 ensure_schema(database)
             self._model = event_model(database)
+            self._upsert = _compile_upsert(self._model)
             logger.info('SQL storage ready: %s', self.describe())
 
     def _save(self, record: EventRecord) -> int:
-        model = self._model
-        query = model.insert(
+        sql, fields, tail = self._upsert
+        values = {
             **{name: getattr(record, name) for name in FIRST_WRITE_FIELDS},
-            received_at=_naive_utc(record.received_at),
-            last_received_at=_naive_utc(record.last_received_at or record.received_at),
-            delivery_count=1,
-            request=record.request,
-        ).on_conflict(
-            conflict_target=[model.key],
-            update={
-                model.delivery_count: model.delivery_count + 1,
-                model.last_received_at: peewee.EXCLUDED.last_received_at,
-            },
-        ).returning(model.delivery_count)
+            'received_at': _naive_utc(record.received_at),
+            'last_received_at': _naive_utc(record.last_received_at or record.received_at),
+            'delivery_count': 1,
+            'request': EncodedJSON(record.request_json) if record.request_json else record.request,
+        }
+        params = tuple(field.db_value(values[field.name]) for field in fields) + tail
         # One statement, atomic on its own: peewee runs in autocommit mode, so no BEGIN/COMMIT.
-        return next(iter(query.execute())).delivery_count
+        return self._database.execute_sql(sql, params).fetchone()[0]
 
     def _find(self, request_id: str, installation_id: Optional[str]) -> List[EventRecord]:
         model = self._model
@@ -151,6 +152,24 @@ class SqlEventStore(EventStore):
             self._database.close_all()
         self._database = None
         self._model = None
+
+
+def _compile_upsert(model: Any) -> Tuple[str, Tuple[Any, ...], Tuple[Any, ...]]:
+    """The upsert's SQL, its fields in parameter order, and its trailing parameters.
+
+    peewee spends about 0.3 ms of CPU building this query, more than the database takes to
+    run it: it is compiled once per store, and each event only binds its values.
+    """
+    fields = tuple(field for field in model._meta.sorted_fields if field.name != 'id')
+    query = model.insert(dict.fromkeys(fields)).on_conflict(
+        conflict_target=[model.key],
+        update={
+            model.delivery_count: model.delivery_count + 1,
+            model.last_received_at: peewee.EXCLUDED.last_received_at,
+        },
+    ).returning(model.delivery_count)
+    sql, params = query.sql()
+    return sql, fields, tuple(params[len(fields):])
 
 
 def _check_sqlite_url(url: str) -> None:

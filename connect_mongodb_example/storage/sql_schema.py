@@ -9,13 +9,19 @@ EVENTS_TABLE = 'connect_events'
 VERSION_TABLE = 'connect_events_schema'
 
 
+class EncodedJSON(str):
+    """Text that is JSON already (`EventRecord.request_json`): stored without encoding again."""
+
+
 class JSONField(peewee.Field):
     """JSONB on PostgreSQL, TEXT on SQLite (each database maps the 'JSON' type itself)."""
 
     field_type = 'JSON'
 
     def db_value(self, value: Any) -> Any:
-        return None if value is None else json.dumps(value, separators=(',', ':'))
+        if value is None or isinstance(value, EncodedJSON):
+            return value
+        return json.dumps(value, separators=(',', ':'))
 
     def python_value(self, value: Any) -> Any:
         # psycopg2 already decodes JSONB; SQLite hands back the text.

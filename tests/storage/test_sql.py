@@ -129,7 +129,8 @@ async def test_schema_is_created_once_named_and_versioned(store, database_url, p
 
 
 async def test_postgres_payload_column_is_jsonb(postgres_url, purchase_request):
-    store = SqlEventStore(SqlSettings(postgres_url, pool_size=1))
+    # Two connections: the store's worker thread keeps one, this thread reads with the other.
+    store = SqlEventStore(SqlSettings(postgres_url, pool_size=2))
     await store.save(build_record(purchase_request()))
     database = store._database
     with database.connection_context():
