@@ -6,12 +6,6 @@
 # (tests/test_deployment.py checks both).
 FROM cloudblueconnect/connect-extension-runner:43.1
 
-# pytest-postgresql's psycopg (used by the test service) loads the system libpq, which the
-# runner image lacks. The extension itself uses psycopg2-binary, which bundles its own.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libpq5 \
-    && rm -rf /var/lib/apt/lists/*
-
 # The image's Poetry installs into the image's Python, where cextrun lives, not into a venv.
 ENV POETRY_VIRTUALENVS_CREATE=false \
     POETRY_NO_INTERACTION=1

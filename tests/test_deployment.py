@@ -317,13 +317,6 @@ def test_dockerfile_copies_only_files_the_build_context_keeps():
             assert not any(fnmatch.fnmatch(source, p) for p in ignored), f'{source} is ignored'
 
 
-def test_dockerfile_provides_libpq_for_the_locked_psycopg():
-    locked = {package['name'] for package in read_toml(ROOT / 'poetry.lock')['package']}
-    if 'psycopg' in locked and 'psycopg-binary' not in locked:
-        runs = ' '.join(a for k, a in dockerfile_instructions() if k == 'RUN')
-        assert 'libpq5' in runs
-
-
 def test_lock_is_fresh_for_whatever_poetry_the_runner_image_carries():
     """The image installs with its own Poetry. Every Poetry since 1.2 hashes a pyproject that
     has only [tool.poetry] this way, so this equality means none will call the lock stale."""
