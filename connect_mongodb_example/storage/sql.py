@@ -191,29 +191,22 @@ def _connect(settings: SqlSettings) -> peewee.Database:
     scheme = urlsplit(settings.url).scheme.lower()
     options = parse_db_url(settings.url)
     name = options.pop('database')
+    # timeout: how long a thread waits for a free connection when all are in use.
+    pool = {'max_connections': settings.pool_size, 'stale_timeout': 300, 'timeout': 30}
     if scheme in SQLITE_SCHEMES:
         directory = os.path.dirname(name)
         if directory:
             os.makedirs(directory, exist_ok=True)
         return PooledSqliteDatabase(
             name,
-            max_connections=settings.pool_size,
-            stale_timeout=300,
-            timeout=30,
+            **pool,
             field_types={'JSON': 'TEXT'},
             # WAL lets readers work beside the writer; busy_timeout waits out other writers.
             pragmas={'journal_mode': 'wal', 'busy_timeout': 10000, 'synchronous': 'normal'},
             check_same_thread=False,
         )
     options.setdefault('connect_timeout', CONNECT_TIMEOUT)
-    return PooledPostgresqlDatabase(
-        name,
-        max_connections=settings.pool_size,
-        stale_timeout=300,
-        timeout=30,
-        field_types={'JSON': 'JSONB'},
-        **options,
-    )
+    return PooledPostgresqlDatabase(name, **pool, field_types={'JSON': 'JSONB'}, **options)
 
 
 def _to_record(row: Any) -> EventRecord:
