@@ -123,8 +123,10 @@ class SqlEventStore(EventStore):
             self._database = database
             with database.connection_context():
                 ensure_schema(database)
-            self._model = event_model(database)
-            self._upsert = _compile_upsert(self._model)
+            model = event_model(database)
+            self._upsert = _compile_upsert(model)
+            # Last: other threads take a set model to mean the store is ready.
+            self._model = model
             logger.info('SQL storage ready: %s', self.describe())
 
     def _save(self, record: EventRecord) -> int:
