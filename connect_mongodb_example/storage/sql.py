@@ -150,10 +150,10 @@ class SqlEventStore(EventStore):
         return [_to_record(row) for row in query.order_by(model.received_at, model.id)]
 
     def _close(self) -> None:
-        if self._database is not None:
-            self._database.close_all()
-        self._database = None
+        database, self._database = self._database, None
         self._model = None
+        if database is not None:
+            database.close_all()
 
 
 def _compile_upsert(model: Any) -> Tuple[str, Tuple[Any, ...], Tuple[Any, ...]]:
