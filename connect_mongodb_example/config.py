@@ -7,7 +7,7 @@ turns the raw strings of `self.config` into checked values. Every problem is rep
 """
 from dataclasses import dataclass
 from typing import Dict, Iterable, Mapping, Optional, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from connect_mongodb_example.errors import ConfigurationError
 
@@ -107,7 +107,10 @@ class ConfigReader:
             return value
         name = self._lookup(var)[0]
         shown = '(value hidden)' if var.secure else repr(value)
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # e.g. an unbalanced [ of an IPv6 address
+            raise ConfigurationError(name, f'is not a valid URL, got {shown}') from None
         allowed = tuple(schemes)
         if parts.scheme.lower() not in allowed:
             raise ConfigurationError(
@@ -124,10 +127,13 @@ class ConfigReader:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, so that it can be logged."""
+    """The URL with its password and query values replaced, so that it can be logged
+    (libpq also takes ?password= and ?sslpassword=)."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ''
-    host = parts.netloc.rsplit('@', 1)[1]
-    return parts._replace(netloc=f'{user}:***@{host}').geturl()
+    if parts.password is not None:
+        host = parts.netloc.rsplit('@', 1)[1]
+        parts = parts._replace(netloc=f'{parts.username or ""}:***@{host}')
+    if parts.query:
+        names = (name for name, _ in parse_qsl(parts.query, keep_blank_values=True))
+        parts = parts._replace(query='&'.join(f'{name}=***' for name in names))
+    return parts.geturl()

@@ -86,7 +86,7 @@ def build_record(
             f'handle (expected one of {", ".join(PURCHASE_REQUEST_STATUSES)})',
         )
     request_json = _json_text(request, request_id)
-    updated = _updated_at(request)
+    updated = _updated_at(request, request_id)
     asset = request.get('asset') if isinstance(request.get('asset'), dict) else {}
     product = asset.get('product') if isinstance(asset.get('product'), dict) else {}
     installation = installation or {}
@@ -119,20 +119,31 @@ def _required_text(request: Mapping[str, Any], name: str) -> str:
     return value.strip()
 
 
-def _updated_at(request: Mapping[str, Any]) -> str:
-    """Connect sets `updated` on every change; older payloads only carry `events.updated.at`."""
+def _updated_at(request: Mapping[str, Any], request_id: str) -> str:
+    """Connect sets `updated` on every change; older payloads only carry `events.updated.at`.
+
+    Without it a request that returns to a status could not be told from a redelivery.
+    """
     updated = request.get('updated')
     if isinstance(updated, str) and updated:
         return updated
     events = request.get('events')
     if isinstance(events, dict) and isinstance(events.get('updated'), dict):
-        return str(events['updated'].get('at') or '')
-    return ''
+        at = events['updated'].get('at')
+        if isinstance(at, str) and at:
+            return at
+    raise InvalidRequest(
+        f"request {request_id} has no 'updated' time (nor events.updated.at), which the "
+        'idempotency key needs',
+    )
 
 
 def _json_text(request: Dict[str, Any], request_id: str) -> str:
     """The request as compact JSON; every backend must be able to store it as it is."""
     try:
-        return json.dumps(request, allow_nan=False, separators=(',', ':'))
-    except (TypeError, ValueError) as error:
+        text = json.dumps(request, allow_nan=False, separators=(',', ':'), ensure_ascii=False)
+        # "\ud800" decodes to a lone surrogate, which no store can encode.
+        text.encode('utf-8')
+        return text
+    except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
         raise InvalidRequest(f'request {request_id} is not valid JSON: {error}') from None

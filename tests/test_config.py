@@ -75,6 +75,15 @@ def test_declaration_is_what_variables_decorator_expects():
     ('postgresql://app:s3cr:et@db:5432/events', 'postgresql://app:***@db:5432/events'),
     ('postgresql://db:5432/events', 'postgresql://db:5432/events'),
     ('mongodb+srv://u:p%40ss@cluster0.example.net/', 'mongodb+srv://u:***@cluster0.example.net/'),
+    ('postgresql://app@db/events?password=hunter2&sslmode=require',
+     'postgresql://app@db/events?password=***&sslmode=***'),
 ])
 def test_redact_url_hides_passwords(url, shown):
     assert redact_url(url) == shown
+
+
+def test_an_unparsable_url_is_a_configuration_error():
+    with pytest.raises(ConfigurationError, match='SECRET_URL: is not a valid URL, got '
+                                                 r'\(value hidden\)'):
+        ConfigReader({'SECRET_URL': 'postgresql://[db:5432/x'}).url(
+            SECRET_URL, schemes=('postgresql',))

@@ -138,3 +138,16 @@ async def test_misconfiguration_raises_an_error_naming_the_variable(
     assert error.value.variable == 'DATABASE_URL'
     assert 'Configuration problem' in caplog.text
     assert 'DATABASE_URL: a SQLite URL needs three slashes' in caplog.text
+
+
+@pytest.mark.postgres
+async def test_a_request_postgresql_cannot_store_fails_and_is_written_nowhere(
+    fake_backend, postgres_url, purchase_request, logger,
+):
+    config = {'STORAGE_BACKENDS': 'fake,sql', 'DATABASE_URL': postgres_url}
+    response = await record_event(purchase_request(note='a\x00b'), config=config, logger=logger)
+    assert response.status == ResultType.FAIL
+    assert 'contains NUL' in response.output
+    fake, sql = stores_for(load_settings(config))
+    assert fake.records == {}
+    assert await sql.find('PR-1234-5678-9012-001') == []

@@ -72,3 +72,19 @@ def test_invalid_requests_are_refused_with_a_clear_message(request_, message):
     with pytest.raises(InvalidRequest) as error:
         build_record(request_)
     assert str(error.value).startswith(message)
+
+
+def test_a_request_without_any_update_time_is_refused(purchase_request):
+    request = purchase_request()
+    del request['updated']
+    del request['events']
+    with pytest.raises(InvalidRequest, match="request PR-1234-5678-9012-001 has no 'updated'"):
+        build_record(request)
+
+
+def test_a_lone_surrogate_is_refused_and_other_text_kept_as_is(purchase_request):
+    with pytest.raises(InvalidRequest, match='request PR-1234-5678-9012-001 is not valid JSON'):
+        build_record(purchase_request(note='\ud800'))
+    record = build_record(purchase_request(note='Große Straße, 東京'))
+    assert record.request['note'] == 'Große Straße, 東京'
+    assert '"note":"Große Straße, 東京"' in record.request_json

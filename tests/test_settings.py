@@ -37,6 +37,8 @@ def test_equal_configuration_gives_equal_hashable_settings():
     ({'DATABASE_URL': 'sqlite://events.db'}, 'DATABASE_URL'),
     ({'DATABASE_URL': 'sqlite:///:memory:'}, 'DATABASE_URL'),
     ({'DATABASE_URL': 'postgresql:///events'}, 'DATABASE_URL'),
+    ({'DATABASE_URL': 'postgresql://u:p@db:port/events'}, 'DATABASE_URL'),
+    ({'DATABASE_URL': 'postgresql://u:p@[db/events'}, 'DATABASE_URL'),
     ({'DATABASE_POOL_SIZE': '0'}, 'DATABASE_POOL_SIZE'),
 ])
 def test_misconfiguration_names_the_variable(config, variable):

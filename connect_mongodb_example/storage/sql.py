@@ -4,9 +4,9 @@ peewee is synchronous, so every call runs on a small thread pool sized like the 
 pool, keeping the event loop free for other tasks.
 """
 import asyncio
-import json
 import logging
 import os
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,10 +19,15 @@ from playhouse.db_url import parse as parse_db_url
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from connect_mongodb_example.config import ConfigReader, Variable, redact_url
-from connect_mongodb_example.errors import ConfigurationError, StorageUnavailable
+from connect_mongodb_example.errors import ConfigurationError, InvalidRequest, StorageUnavailable
 from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
 from connect_mongodb_example.storage.base import EventStore
-from connect_mongodb_example.storage.sql_schema import EncodedJSON, ensure_schema, event_model
+from connect_mongodb_example.storage.sql_schema import (
+    COLUMN_LENGTHS,
+    EncodedJSON,
+    ensure_schema,
+    event_model,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar('T')
@@ -43,6 +48,7 @@ SQLITE_SCHEMES = ('sqlite',)
 POSTGRES_SCHEMES = ('postgres', 'postgresql')
 # Seconds to wait for a PostgreSQL connection, unless the URL sets connect_timeout itself.
 CONNECT_TIMEOUT = 5
+TCP_USER_TIMEOUT_MS = 30_000
 
 
 @dataclass(frozen=True)
@@ -58,10 +64,11 @@ class SqlEventStore(EventStore):
     @classmethod
     def parse_settings(cls, reader: ConfigReader) -> SqlSettings:
         url = reader.text(DATABASE_URL)
-        if urlsplit(url).scheme.lower() in SQLITE_SCHEMES:
+        if url.partition(':')[0].lower() in SQLITE_SCHEMES:
             _check_sqlite_url(url)
         else:
             url = reader.url(DATABASE_URL, schemes=SQLITE_SCHEMES + POSTGRES_SCHEMES)
+            _check_port(url)
         return SqlSettings(
             url=url,
             pool_size=reader.integer(DATABASE_POOL_SIZE, minimum=1, maximum=100),
@@ -76,9 +83,25 @@ class SqlEventStore(EventStore):
         self._upsert: Tuple[str, Tuple[Any, ...], Tuple[Any, ...]] = ('', (), ())
         # Logged with every stored event: worked out once.
         self._description = f'sql ({redact_url(settings.url)})'
+        self._postgres = urlsplit(settings.url).scheme.lower() in POSTGRES_SCHEMES
 
     def describe(self) -> str:
         return self._description
+
+    def check_storable(self, record: EventRecord) -> None:
+        """Column lengths, and NUL, which PostgreSQL refuses in text and in jsonb."""
+        for name, longest in COLUMN_LENGTHS.items():
+            value = getattr(record, name)
+            if isinstance(value, str) and (len(value) > longest or '\x00' in value):
+                raise InvalidRequest(
+                    f'{self.describe()}: {name} of request {record.request_id[:longest]} is '
+                    f'over {longest} characters or contains NUL',
+                )
+        if self._postgres and '\\u0000' in record.request_json:
+            raise InvalidRequest(
+                f'{self.describe()}: request {record.request_id} contains NUL (\\u0000), '
+                'which PostgreSQL cannot store',
+            )
 
     async def save(self, record: EventRecord) -> int:
         return await self._call(self._save, record)
@@ -107,6 +130,9 @@ class SqlEventStore(EventStore):
             # peewee's pool per call costs a round trip (the pool tests it with SELECT 1).
             self._database.connect(reuse_if_open=True)
             return function(*args)
+        except peewee.DataError as error:
+            # SQLSTATE class 22 (data exception): this row can never be written.
+            raise InvalidRequest(f'{self.describe()}: {_first_line(error)}') from error
         except (peewee.OperationalError, peewee.InterfaceError) as error:
             # The connection may be broken (server restarted): drop it instead of pooling it.
             if self._database is not None and not self._database.is_closed():
@@ -174,8 +200,24 @@ def _compile_upsert(model: Any) -> Tuple[str, Tuple[Any, ...], Tuple[Any, ...]]:
     return sql, fields, tuple(params[len(fields):])
 
 
+def _check_port(url: str) -> None:
+    try:
+        urlsplit(url).port  # noqa: B018 - reading the port is the check
+    except ValueError:
+        raise ConfigurationError(
+            DATABASE_URL.name, 'has a port that is not a number (value hidden)') from None
+
+
 def _check_sqlite_url(url: str) -> None:
-    parts = urlsplit(url)
+    if sqlite3.sqlite_version_info < (3, 35):
+        raise ConfigurationError(
+            DATABASE_URL.name, f'SQLite {sqlite3.sqlite_version} is too old: the upsert needs '
+                               '3.35 or later (RETURNING); use PostgreSQL or a newer Python build',
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigurationError(DATABASE_URL.name, 'is not a valid URL') from None
     if parts.netloc or not parts.path.strip('/'):
         # peewee reads sqlite://events.db as an in-memory database: the data would vanish.
         raise ConfigurationError(
@@ -208,17 +250,19 @@ def _connect(settings: SqlSettings) -> peewee.Database:
             check_same_thread=False,
         )
     options.setdefault('connect_timeout', CONNECT_TIMEOUT)
+    # A server gone without a reset would hold a worker thread until the kernel gives up
+    # (about 15 minutes): give up on unacknowledged data after 30 s instead.
+    options.setdefault('tcp_user_timeout', TCP_USER_TIMEOUT_MS)
     return PooledPostgresqlDatabase(name, **pool, field_types={'JSON': 'JSONB'}, **options)
 
 
 def _to_record(row: Any) -> EventRecord:
-    request = row.request if isinstance(row.request, dict) else json.loads(row.request)
     return EventRecord(
         **{name: getattr(row, name) for name in FIRST_WRITE_FIELDS},
         received_at=_aware_utc(row.received_at),
         last_received_at=_aware_utc(row.last_received_at),
         delivery_count=row.delivery_count,
-        request=request,
+        request=row.request,
     )
 
 
@@ -227,9 +271,7 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def _aware_utc(moment: Any) -> datetime:
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
+def _aware_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc)
 
 

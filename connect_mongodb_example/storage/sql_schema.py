@@ -28,20 +28,27 @@ class JSONField(peewee.Field):
         return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
+#: Longest value of each text column (PostgreSQL enforces them; checked before any write).
+COLUMN_LENGTHS = {
+    'key': 512, 'request_id': 128, 'status': 32, 'updated': 64, 'event_type': 128,
+    'asset_id': 128, 'product_id': 128, 'installation_id': 128, 'account_id': 128,
+}
+
+
 def event_model(database: peewee.Database) -> Any:
     """The events table bound to `database` (a class per database, so stores never share one)."""
 
     class Event(peewee.Model):
         id = peewee.BigAutoField()
-        key = peewee.CharField(max_length=512)
-        request_id = peewee.CharField(max_length=128)
-        status = peewee.CharField(max_length=32)
-        updated = peewee.CharField(max_length=64)
-        event_type = peewee.CharField(max_length=128)
-        asset_id = peewee.CharField(max_length=128, null=True)
-        product_id = peewee.CharField(max_length=128, null=True)
-        installation_id = peewee.CharField(max_length=128, null=True)
-        account_id = peewee.CharField(max_length=128, null=True)
+        key = peewee.CharField(max_length=COLUMN_LENGTHS['key'])
+        request_id = peewee.CharField(max_length=COLUMN_LENGTHS['request_id'])
+        status = peewee.CharField(max_length=COLUMN_LENGTHS['status'])
+        updated = peewee.CharField(max_length=COLUMN_LENGTHS['updated'])
+        event_type = peewee.CharField(max_length=COLUMN_LENGTHS['event_type'])
+        asset_id = peewee.CharField(max_length=COLUMN_LENGTHS['asset_id'], null=True)
+        product_id = peewee.CharField(max_length=COLUMN_LENGTHS['product_id'], null=True)
+        installation_id = peewee.CharField(max_length=COLUMN_LENGTHS['installation_id'], null=True)
+        account_id = peewee.CharField(max_length=COLUMN_LENGTHS['account_id'], null=True)
         received_at = peewee.DateTimeField()
         last_received_at = peewee.DateTimeField()
         delivery_count = peewee.IntegerField(default=1)

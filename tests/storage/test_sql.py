@@ -7,7 +7,7 @@ import peewee
 import pytest
 
 from connect_mongodb_example.config import ConfigReader
-from connect_mongodb_example.errors import StorageUnavailable
+from connect_mongodb_example.errors import InvalidRequest, StorageUnavailable
 from connect_mongodb_example.records import build_record, utcnow
 from connect_mongodb_example.storage.sql import SqlEventStore, SqlSettings
 from connect_mongodb_example.storage.sql_schema import (
@@ -172,3 +172,37 @@ async def test_unreachable_postgres_is_storage_unavailable_without_password(purc
 async def test_describe_hides_the_password():
     store = SqlEventStore(SqlSettings('postgresql://app:hunter2@db:5432/events', pool_size=1))
     assert store.describe() == 'sql (postgresql://app:***@db:5432/events)'
+
+
+async def test_values_over_the_column_lengths_are_refused_before_writing(store, purchase_request):
+    record = build_record(purchase_request('PR-' + 'x' * 200))
+    with pytest.raises(InvalidRequest, match='request_id of request PR-x+ is over 128 characters'):
+        store.check_storable(record)
+
+
+async def test_nul_is_kept_by_sqlite_and_refused_for_postgresql(database_url, purchase_request):
+    store = SqlEventStore(SqlSettings(database_url, pool_size=1))
+    record = build_record(purchase_request(note='a\x00b'))
+    if database_url.startswith('sqlite'):
+        store.check_storable(record)
+        await store.save(record)
+        [stored] = await store.find(record.request_id)
+        assert stored.request['note'] == 'a\x00b'
+    else:
+        with pytest.raises(InvalidRequest, match='contains NUL'):
+            store.check_storable(record)
+    await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_row_postgresql_refuses_is_an_invalid_request_not_a_retry(
+    postgres_url, purchase_request,
+):
+    """Were a value to slip past check_storable, the data error must fail the task rather than
+    be retried for ever."""
+    store = SqlEventStore(SqlSettings(postgres_url, pool_size=1))
+    record = build_record(purchase_request(updated='t' * 100))
+    with pytest.raises(InvalidRequest, match='value too long'):
+        await store.save(record)
+    assert await store.find(record.request_id) == []
+    await store.close()
