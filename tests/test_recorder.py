@@ -101,6 +101,7 @@ async def test_storage_that_hangs_is_bounded_by_the_timeout(fake_backend, purcha
         record_event(purchase_request(), config=config, logger=logger), timeout=5,
     )
     assert response.status == ResultType.RESCHEDULE
+    assert store.records == {}
 
 
 async def test_one_backend_down_reschedules_and_the_other_counts_the_retry(
@@ -125,6 +126,7 @@ async def test_rejected_write_is_raised_for_the_runner_to_retry(
     store.fail_with = StorageRejected('fake: 401 unauthorized')
     with pytest.raises(StorageRejected):
         await record_event(purchase_request(), config=config, logger=logger)
+    assert store.records == {}
     assert 'Storage refused event PR-1234-5678-9012-001' in caplog.text
 
 
