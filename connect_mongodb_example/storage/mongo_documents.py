@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import bson
+from bson.errors import InvalidDocument
 
 from connect_mongodb_example.errors import InvalidRequest
 from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
@@ -22,21 +23,31 @@ INDEXES: Tuple[Tuple[List[Tuple[str, int]], Dict[str, Any]], ...] = (
 #: Oldest first; `_id` breaks ties between records received in the same millisecond.
 SORT: Tuple[Tuple[str, int], ...] = (('received_at', 1), ('_id', 1))
 
-
-
 #: MongoDB's limit for one document (BSON), the Atlas Data API's and FerretDB's too.
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 
 
 def check_size(record: EventRecord, where: str) -> None:
-    """Refuse a record whose document would exceed MongoDB's limit, before anything is written."""
-    update = upsert_update(record)
-    size = len(bson.encode({**update['$setOnInsert'], **update['$set'], 'delivery_count': 1}))
+    """Refuse, before anything is written, a record that MongoDB could never store: over the
+    document limit, or with what BSON cannot encode (a NUL in a key, a lone surrogate)."""
+    try:
+        size = len(bson.encode(stored_document(record)))
+    except (InvalidDocument, UnicodeEncodeError) as error:
+        raise InvalidRequest(
+            f'{where}: request {record.request_id} cannot be a MongoDB document: {error}',
+        ) from None
     if size > MAX_DOCUMENT_BYTES:
         raise InvalidRequest(
             f'{where}: request {record.request_id} makes a {size}-byte document, over the '
             f'{MAX_DOCUMENT_BYTES}-byte MongoDB limit',
         )
+
+
+def stored_document(record: EventRecord) -> Dict[str, Any]:
+    """The document the upsert creates, `_id` included, so that its size is the stored one."""
+    update = upsert_update(record)
+    return {'_id': bson.ObjectId(), **update['$setOnInsert'], **update['$set'],
+            'delivery_count': 1}
 
 
 def key_filter(record: EventRecord) -> Dict[str, Any]:

@@ -1,4 +1,7 @@
 """The document both MongoDB paths write, and the size check made before any backend writes."""
+from dataclasses import replace
+
+import bson
 import pytest
 
 from connect_mongodb_example.config import ConfigReader
@@ -7,6 +10,7 @@ from connect_mongodb_example.records import build_record
 from connect_mongodb_example.storage import mongo_documents as documents
 from connect_mongodb_example.storage.dataapi import DataApiEventStore
 from connect_mongodb_example.storage.mongodb import MongoEventStore
+from tests.storage.mongo_fakes import FakeMongo
 
 
 def test_a_document_over_16_mib_is_refused_before_writing(purchase_request):
@@ -18,8 +22,42 @@ def test_a_document_over_16_mib_is_refused_before_writing(purchase_request):
     assert 'over the 16777216-byte MongoDB limit' in message
 
 
-def test_a_document_just_under_the_limit_passes(purchase_request):
-    documents.check_size(build_record(purchase_request(note='x' * 16_000_000)), 'mongodb')
+async def test_the_limit_is_exact_for_the_stored_document(purchase_request, monkeypatch):
+    """A request whose stored document (with `_id`) is exactly MAX_DOCUMENT_BYTES passes and
+    one byte more fails; the size is measured on what the mongodb backend really stored."""
+    fake_mongo = FakeMongo().install(monkeypatch)
+    store = MongoEventStore(MongoEventStore.parse_settings(
+        ConfigReader({'MONGODB_URI': 'mongodb://db:27017'})))
+    try:
+        await store.save(build_record(purchase_request(note='')))
+    finally:
+        await store.close()
+    [stored] = fake_mongo.collection().find()
+    assert isinstance(stored['_id'], bson.ObjectId)
+    padding = documents.MAX_DOCUMENT_BYTES - len(bson.encode(stored))
+
+    at_limit = build_record(purchase_request(note='x' * padding))
+    documents.check_size(at_limit, 'mongodb')
+    with pytest.raises(InvalidRequest, match='makes a 16777217-byte document'):
+        documents.check_size(build_record(purchase_request(note='x' * (padding + 1))),
+                             'mongodb')
+
+
+@pytest.mark.parametrize(('request_part', 'words'), [
+    ({'params\x00': 'x'}, 'must not contain the NULL byte'),
+    ({'note': 'broken \ud800 text'}, 'surrogates not allowed'),
+    ({'asset': {'\udfff': 1}}, 'surrogates not allowed'),
+])
+def test_what_bson_cannot_encode_is_refused_before_writing(purchase_request, request_part,
+                                                           words):
+    clean = build_record(purchase_request())
+    record = replace(clean, request={**clean.request, **request_part})
+    with pytest.raises(InvalidRequest) as error:
+        documents.check_size(record, 'mongodb (db.events)')
+    message = str(error.value)
+    assert message.startswith('mongodb (db.events): request PR-1234-5678-9012-001 cannot be a '
+                              'MongoDB document: ')
+    assert words in message
 
 
 @pytest.mark.parametrize('config', [
