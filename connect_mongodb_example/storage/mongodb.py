@@ -137,10 +137,12 @@ class MongoEventStore(EventStore):
         self._client: Any = None
         self._indexes_ready = False
         self._index_lock: Optional[asyncio.Lock] = None
+        # Built once: it is logged, and put in errors, per event.
+        self._description = (f'mongodb ({settings.hosts}/{settings.database}.'
+                             f'{settings.collection} via {settings.driver})')
 
     def describe(self) -> str:
-        s = self._settings
-        return f'mongodb ({s.hosts}/{s.database}.{s.collection} via {s.driver})'
+        return self._description
 
     def check_storable(self, record: EventRecord) -> None:
         documents.check_size(record, self.describe())
@@ -217,10 +219,19 @@ class MongoEventStore(EventStore):
         except OperationFailure as error:
             if error.code not in INDEX_CONFLICT_CODES:
                 raise
+            name = options['name']
+            if options.get('unique') and not await _has_unique_index(collection, keys):
+                # Without a unique index, racing first deliveries would insert one document
+                # each: refuse rather than store duplicates.
+                fields = ', '.join(field for field, _ in keys)
+                raise StorageRejected(
+                    f'{self.describe()}: the collection has a non-unique index on {fields}; '
+                    f'drop it so that {name} can keep one document per event',
+                ) from error
             # Someone already indexed these keys under another name or options: use theirs
             # rather than refuse every event.
             logger.warning('%s: index %s not created, the collection has one on the same '
-                           'keys: %s', self.describe(), options['name'], self._safe(error))
+                           'keys: %s', self.describe(), name, self._safe(error))
 
     @contextmanager
     def _translated_errors(self) -> Iterator[None]:
@@ -255,6 +266,16 @@ class MongoEventStore(EventStore):
         messages name hosts, not credentials)."""
         return _masked((str(error).strip().splitlines() or [type(error).__name__])[0],
                        self._settings.uri)
+
+
+async def _has_unique_index(collection: Any, keys: Any) -> bool:
+    """Whether a unique index on exactly `keys` exists (a partial one leaves gaps)."""
+    wanted = [tuple(key) for key in keys]
+    for index in (await collection.index_information()).values():
+        if ([tuple(key) for key in index['key']] == wanted and index.get('unique')
+                and 'partialFilterExpression' not in index):
+            return True
+    return False
 
 
 def _tutorial_uri(reader: ConfigReader) -> str:

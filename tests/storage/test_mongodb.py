@@ -220,15 +220,43 @@ async def test_indexes_are_unique_on_key_and_tolerate_tutorial_documents(
     assert fake_mongo.collection().count_documents({}) == 3
 
 
-async def test_an_existing_index_on_the_same_keys_is_used(store, fake_mongo, purchase_request,
-                                                          monkeypatch, caplog):
+@pytest.fixture
+def key_index_conflicts(monkeypatch):
+    """The server refuses our key index because one on the same keys exists (code 85);
+    the other index is created as usual."""
+    original = AsyncMongoMockCollection.create_index
+
     async def conflicting(self, keys, **options):
-        raise OperationFailure('Index already exists with a different name: key_1', 85)
+        if options['name'] == KEY_INDEX_NAME:
+            raise OperationFailure('Index already exists with a different name: key_1', 85)
+        return await original(self, keys, **options)
 
     monkeypatch.setattr(AsyncMongoMockCollection, 'create_index', conflicting)
-    assert await store.save(build_record(purchase_request())) == 1
+
+
+async def test_an_existing_unique_index_on_the_key_is_used(store, fake_mongo, purchase_request,
+                                                           key_index_conflicts, caplog):
+    fake_mongo.collection().create_index([('key', 1)], name='key_1', unique=True)
+    record = build_record(purchase_request())
+    assert await store.save(record) == 1
+    assert await store.save(record) == 2
     assert f'index {KEY_INDEX_NAME} not created' in caplog.text
-    assert len(stored_documents(fake_mongo)) == 1
+    [document] = stored_documents(fake_mongo)
+    assert (document['key'], document['delivery_count']) == (record.key, 2)
+
+
+async def test_an_existing_non_unique_index_on_the_key_is_refused(
+    store, fake_mongo, purchase_request, key_index_conflicts,
+):
+    """Without a unique index racing first deliveries would store one document each."""
+    fake_mongo.collection().create_index([('key', 1)], name='key_1')
+    with pytest.raises(StorageRejected) as caught:
+        await store.save(build_record(purchase_request()))
+    assert str(caught.value) == (
+        f'{store.describe()}: the collection has a non-unique index on key; drop it so that '
+        f'{KEY_INDEX_NAME} can keep one document per event')
+    assert stored_documents(fake_mongo) == []
+    assert KEY_INDEX_NAME not in fake_mongo.collection().index_information()
 
 
 async def test_find_filters_by_installation_oldest_first(store, purchase_request):
