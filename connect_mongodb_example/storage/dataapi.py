@@ -10,8 +10,11 @@ the body as EJSON, and Atlas did the same. `Accept: application/ejson` asks for 
 as `$date`; plain-JSON replies (ISO strings) are read as well.
 """
 import asyncio
+import ipaddress
 import logging
+import math
 import random
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -112,7 +115,7 @@ class DataApiEventStore(EventStore):
         auth = reader.choice(DATA_API_AUTH, AUTH_MODES)
         return DataApiSettings(
             url=url,
-            key=reader.text(DATA_API_KEY, required=True),
+            key=_checked_key(reader),
             auth=auth,
             user=reader.text(DATA_API_USER, required=auth == 'basic'),
             data_source=reader.text(DATA_API_DATA_SOURCE),
@@ -127,10 +130,19 @@ class DataApiEventStore(EventStore):
         self._client: Optional[httpx.AsyncClient] = None
         # Replaceable so that tests can see the delays without waiting for them.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        # Built once: the description is logged per event, the base URL used per request.
+        self._description = (f'dataapi ({redact_url(settings.url)} '
+                             f'{settings.database}.{settings.collection})')
+        self._actions_url = f'{settings.url.rstrip("/")}/action/'
+        # The key as sent, and as error messages quote it (str and bytes reprs escape some
+        # characters): every form is masked.
+        self._secrets = tuple(sorted(
+            {settings.key, repr(settings.key)[1:-1], repr(settings.key.encode())[2:-1]},
+            key=len, reverse=True,
+        ))
 
     def describe(self) -> str:
-        s = self._settings
-        return f'dataapi ({redact_url(s.url)} {s.database}.{s.collection})'
+        return self._description
 
     def check_storable(self, record: EventRecord) -> None:
         documents.check_size(record, self.describe())
@@ -213,7 +225,7 @@ class DataApiEventStore(EventStore):
     async def _post(self, action: str, body: Dict[str, Any]) -> Dict[str, Any]:
         """POST one action, retrying what may pass; the decoded reply, or a storage error."""
         s = self._settings
-        url = f'{s.url.rstrip("/")}/action/{action}'
+        url = self._actions_url + action
         # UTF-8 as is: escaping every non-ASCII character would make bodies up to 6x larger.
         content = json_util.dumps({
             'dataSource': s.data_source, 'database': s.database, 'collection': s.collection,
@@ -226,6 +238,13 @@ class DataApiEventStore(EventStore):
                 response = await self._http().post(url, content=content)
             except RETRYABLE_ERRORS as error:
                 problem = f'{type(error).__name__} {self._safe(str(error))}'.strip()
+            except httpx.HTTPError as error:
+                # E.g. LocalProtocolError: the request could not even be sent, and a retry
+                # would fail alike. Its message may quote header values: masked.
+                raise StorageRejected(
+                    f'{self.describe()}: {action} could not be sent: '
+                    f'{type(error).__name__} {self._safe(str(error))}'.strip(),
+                ) from None
             else:
                 if response.status_code < 300:
                     return self._decode(response)
@@ -294,7 +313,9 @@ class DataApiEventStore(EventStore):
 
     def _safe(self, text: str) -> str:
         """Servers do not echo keys, but a proxy's error page might: mask it regardless."""
-        return text.replace(self._settings.key, '***')
+        for secret in self._secrets:
+            text = text.replace(secret, '***')
+        return text
 
     def _check_written(self, result: Dict[str, Any]) -> None:
         """Atlas answers matchedCount/modifiedCount/upsertedId; other servers vary (n,
@@ -316,11 +337,29 @@ class _DuplicateKey(StorageRejected):
 def _private_host(host: str) -> bool:
     """Loopback, or a single-label name (a docker compose or Kubernetes service): names that
     public DNS never resolves, so the unencrypted key stays on the machine or its private
-    network. IP addresses and dotted names need https."""
+    network. Other IP addresses and dotted names need https."""
     host = host.lower()
-    return host in LOOPBACK_HOSTS or (
-        host.replace('-', '').replace('_', '').isalnum() and not host.isdigit()
-    )
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        # What the resolver reads as IPv4, however written: 0x08080808 and 8.8.2056 are
+        # 8.8.8.8, not service names.
+        return ipaddress.IPv4Address(socket.inet_aton(host)).is_loopback
+    except OSError:
+        pass
+    return host.replace('-', '').replace('_', '').isalnum() and not host.isdigit()
+
+
+def _checked_key(reader: ConfigReader) -> str:
+    """The key goes into an HTTP header: anything but printable ASCII would break the request
+    (and a line break could inject a header), so it is refused here, without echoing it."""
+    key = reader.text(DATA_API_KEY, required=True)
+    if not all(' ' <= char <= '~' for char in key):
+        raise ConfigurationError(
+            DATA_API_KEY.name, 'must be printable ASCII, without line breaks or control '
+                               'characters (value hidden)',
+        )
+    return key
 
 
 def _checked_url(reader: ConfigReader) -> str:
@@ -365,4 +404,7 @@ def _retry_after(response: httpx.Response) -> Optional[float]:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         seconds = (moment - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
+        # `Retry-After: nan` would make the sleep never end; `inf` is no better.
+        return None
     return min(max(seconds, 0.0), RETRY_AFTER_CAP_SECONDS)

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import logging
+import math
 from datetime import timedelta, timezone
 
 import httpx
@@ -110,7 +111,8 @@ def test_defaults_and_tutorial_aliases():
 
 @pytest.mark.parametrize('url', [
     'http://localhost:8081', 'http://127.0.0.1:8081/app/x/endpoint/data/v1', 'http://[::1]:80',
-    'http://ferretdb:8080', 'http://data-api_1:8080',
+    'http://ferretdb:8080', 'http://data-api_1:8080', 'http://127.0.0.2:8080',
+    'http://0x7f000001:8080',
 ])
 def test_plain_http_is_accepted_on_loopback_and_for_service_names(url):
     assert settings_from(DATA_API_URL=url).url == url
@@ -122,7 +124,13 @@ def test_plain_http_is_accepted_on_loopback_and_for_service_names(url):
     ({'DATA_API_URL': 'http://dataapi.example.com'}, 'DATA_API_URL', 'https://'),
     ({'DATA_API_URL': 'http://10.0.0.5:8080'}, 'DATA_API_URL', 'unencrypted'),
     ({'DATA_API_URL': 'http://ferretdb.internal:8080'}, 'DATA_API_URL', 'unencrypted'),
+    # 8.8.8.8 in disguise: the resolver reads both as IPv4, they are no service names.
+    ({'DATA_API_URL': 'http://0x08080808:8080'}, 'DATA_API_URL', 'unencrypted'),
+    ({'DATA_API_URL': 'http://8.8.2056'}, 'DATA_API_URL', 'unencrypted'),
     ({'DATA_API_URL': 'ftp://dataapi.example.com'}, 'DATA_API_URL', 'https://'),
+    ({'DATA_API_KEY': f'{KEY}\nX-Injected: 1'}, 'DATA_API_KEY', '(value hidden)'),
+    ({'DATA_API_KEY': f'{KEY}\x07'}, 'DATA_API_KEY', 'printable ASCII'),
+    ({'DATA_API_KEY': f'{KEY}\u00fc'}, 'DATA_API_KEY', 'printable ASCII'),
     ({'DATA_API_URL': f'https://u:{KEY}@dataapi.example.com'}, 'DATA_API_URL', 'DATA_API_KEY'),
     ({'DATA_API_URL': f'{BASE}/action/findOne'}, 'DATA_API_URL', 'base URL'),
     ({'DATA_API_AUTH': 'oauth'}, 'DATA_API_AUTH', 'api-key, bearer, basic'),
@@ -313,6 +321,21 @@ async def test_retry_after_is_respected_and_capped(api, store, record, sleeps, h
     assert sleeps == [expected]
 
 
+@pytest.mark.parametrize('header', ['nan', 'NaN', 'inf', '-inf'])
+async def test_a_retry_after_that_is_not_a_number_falls_back_to_backoff(
+    api, store, record, sleeps, header,
+):
+    api.post('/action/updateOne').mock(side_effect=[
+        ejson({'error': 'slow down'}, status=429, headers={'Retry-After': header}),
+        ejson(UPSERTED),
+    ])
+    api.post('/action/findOne').mock(return_value=counted(1))
+    assert await store.save(record) == 1
+    [wait] = sleeps
+    assert math.isfinite(wait)
+    assert 0.1 <= wait <= 0.2  # the first backoff step
+
+
 async def test_backoff_is_capped(make_store, api, record, sleeps):
     store = make_store(DATA_API_RETRIES='10')
     api.post('/action/updateOne').mock(return_value=httpx.Response(503))
@@ -418,6 +441,32 @@ async def test_key_never_reaches_the_logs(api, store, record, caplog):
     assert 'retry 1' in caplog.text
     assert 'HTTP Request: POST' in caplog.text  # httpx's own request log was captured
     assert KEY not in caplog.text
+
+
+async def test_a_request_that_cannot_be_sent_is_rejected_without_the_key(
+    api, store, record, caplog,
+):
+    # h11 quotes the offending header value, bytes repr and all.
+    caplog.set_level(logging.DEBUG)
+    route = api.post('/action/updateOne').mock(side_effect=httpx.LocalProtocolError(
+        f'Illegal header value {KEY.encode()!r}'))
+    with pytest.raises(StorageRejected) as caught:
+        await store.save(record)
+    assert str(caught.value) == (
+        f"{store.describe()}: updateOne could not be sent: LocalProtocolError Illegal header "
+        f"value b'***'")
+    assert route.call_count == 1  # it would fail alike: never retried
+    assert KEY not in str(caught.value)
+    assert KEY not in caplog.text
+
+
+def test_the_key_is_masked_however_a_message_quotes_it(make_store):
+    key = 'k\\ey\'"with-quotes'
+    store = make_store(DATA_API_KEY=key)
+    for text in (key, repr(key), repr(key.encode()), f'{key!r} and {key.encode()!r}'):
+        masked = store._safe(text)
+        assert key not in masked
+        assert 'ey' not in masked
 
 
 # Against the local Data-API-compatible server, over real connections
