@@ -2,7 +2,12 @@
 
 The runner's master process forks worker processes (spawn), so it is started in a new
 session, and stopped by signalling that process group: SIGTERM, a grace period, then
-SIGKILL for whatever is left. Nothing outlives `stop()`.
+SIGKILL for whatever is left. Nothing outlives `stop()`, even a cancelled one.
+
+A new session also means no terminal hang-up reaches it: if its parent (demo, pytest, bench)
+is killed outright, the runner would go on retrying the vanished emulation for many minutes.
+So on Linux it is started through `LAUNCHER`, which asks the kernel to send it SIGTERM when
+the parent dies (PR_SET_PDEATHSIG); the runner's master stops its workers on SIGTERM.
 """
 import asyncio
 import os
@@ -26,6 +31,20 @@ PROXY_VARIABLES = (
 STOP_GRACE_SECONDS = 20
 KILL_WAIT_SECONDS = 5
 
+#: `python -c LAUNCHER PARENT_PID PROGRAM ARG...`: exec PROGRAM, to be sent SIGTERM when the
+#: process PARENT_PID dies. The setting survives exec. The parent may have died before it was
+#: made, so the parent is checked after; exit code 1 says it was already gone.
+LAUNCHER = (
+    'import ctypes, os, signal, sys\n'
+    'PR_SET_PDEATHSIG = 1\n'
+    'libc = ctypes.CDLL(None, use_errno=True)\n'
+    'if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:\n'
+    '    sys.exit(f"prctl(PR_SET_PDEATHSIG): {os.strerror(ctypes.get_errno())}")\n'
+    'if os.getppid() != int(sys.argv[1]):\n'
+    '    sys.exit(1)\n'
+    'os.execv(sys.argv[2], sys.argv[2:])\n'
+)
+
 
 class RunnerExited(RuntimeError):
     """The runner process ended while it was expected to run."""
@@ -33,6 +52,16 @@ class RunnerExited(RuntimeError):
 
 def runner_command(debug: bool = False) -> List[str]:
     return [sys.executable, '-m', RUNNER_MODULE, *RUNNER_OPTIONS, *(['--debug'] if debug else [])]
+
+
+def tied_to_parent(command: Sequence[str], parent: Optional[int] = None) -> List[str]:
+    """`command`, run so that it gets SIGTERM when `parent` (this process) dies; on systems
+    without PR_SET_PDEATHSIG (not Linux), `command` unchanged. Strictly, the signal comes
+    when the thread that started it ends: start it from the event loop's (main) thread."""
+    if not sys.platform.startswith('linux'):
+        return list(command)
+    parent = os.getpid() if parent is None else parent
+    return [sys.executable, '-c', LAUNCHER, str(parent), *command]
 
 
 def runner_environment(
@@ -67,10 +96,6 @@ class RunnerProcess:
         self._process: Optional[asyncio.subprocess.Process] = None
 
     @property
-    def pid(self) -> Optional[int]:
-        return self._process.pid if self._process else None
-
-    @property
     def returncode(self) -> Optional[int]:
         return self._process.returncode if self._process else None
 
@@ -80,7 +105,7 @@ class RunnerProcess:
         with self.log_path.open('ab') as log:
             # The child keeps its own copy of the file descriptor.
             self._process = await asyncio.create_subprocess_exec(
-                *self.command,
+                *tied_to_parent(self.command),
                 cwd=str(self.cwd),
                 env=self.env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -101,22 +126,33 @@ class RunnerProcess:
         if process is None:
             return None
         group = process.pid  # start_new_session: the group id is the leader's pid
-        if process.returncode is None:
-            _signal_group(group, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), self.stop_grace)
-            except asyncio.TimeoutError:
-                _signal_group(group, signal.SIGKILL)
-                await process.wait()
-        await _until_group_gone(group, self.stop_grace)
+        try:
+            if process.returncode is None:
+                _signal_group(group, signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), self.stop_grace)
+                except asyncio.TimeoutError:
+                    _signal_group(group, signal.SIGKILL)
+                    await process.wait()
+            await _until_group_gone(group, self.stop_grace)
+        except BaseException:
+            # Cancelled (Ctrl+C again, a test timeout) or failed half-way: no time is left
+            # for a graceful stop, and nothing may outlive it.
+            _signal_group(group, signal.SIGKILL)
+            raise
         return process.returncode
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            with self.log_path.open(encoding='utf-8', errors='replace') as log:
-                return ''.join(deque(log, maxlen=lines))
-        except OSError:
-            return ''
+        return log_tail(self.log_path, lines)
+
+
+def log_tail(path: Path, lines: int = 60) -> str:
+    """The last `lines` lines of a log file; '' if it cannot be read."""
+    try:
+        with Path(path).open(encoding='utf-8', errors='replace') as log:
+            return ''.join(deque(log, maxlen=lines))
+    except OSError:
+        return ''
 
 
 def _signal_group(group: int, signum: int) -> bool:

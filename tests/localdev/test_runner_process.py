@@ -2,25 +2,40 @@
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 import textwrap
+import time
 from typing import AsyncIterator, Callable, Tuple
 
 import pytest
 
-from localdev.runner_process import RunnerProcess, runner_command, runner_environment
+from localdev.offline import REPO_ROOT
+from localdev.runner_process import (
+    LAUNCHER,
+    RunnerProcess,
+    _members,
+    runner_command,
+    runner_environment,
+    tied_to_parent,
+)
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith('linux'),
+                                reason='PR_SET_PDEATHSIG is Linux only')
 
 # A master that starts a worker, like cextrun; argv[1] says which of them ignores SIGTERM.
 WORKER = textwrap.dedent("""
     import signal, sys, time
-    if sys.argv[1] == 'worker':
+    if sys.argv[1] in ('worker', 'both'):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print('ready', flush=True)
     time.sleep(600)
 """)
 MASTER = textwrap.dedent("""
     import os, signal, subprocess, sys, time
-    worker = subprocess.Popen([sys.executable, sys.argv[3], sys.argv[1]])
-    if sys.argv[1] == 'master':
+    worker = subprocess.Popen([sys.executable, sys.argv[3], sys.argv[1]], stdout=subprocess.PIPE)
+    worker.stdout.readline()  # its signal disposition is set
+    if sys.argv[1] in ('master', 'both'):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with open(sys.argv[2] + '.tmp', 'w') as pids:
         pids.write(f'{os.getpid()} {worker.pid}')
@@ -28,6 +43,27 @@ MASTER = textwrap.dedent("""
     print('started', flush=True)
     time.sleep(600)
 """)
+
+
+# Like the demo: starts the runner command (tied to itself) in a new session, says the pid.
+PARENT = textwrap.dedent("""
+    import subprocess, sys, time
+    from localdev.runner_process import tied_to_parent
+    child = subprocess.Popen(tied_to_parent([sys.executable, '-c', 'import time; time.sleep(600)']),
+                             start_new_session=True)
+    print(child.pid, flush=True)
+    time.sleep(600)
+""")
+
+
+def eventually(condition: Callable[[], bool], seconds: float = 30) -> bool:
+    """Whether `condition` holds within `seconds` (a bound for a slow machine, not a speed)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def alive(pid: int) -> bool:
@@ -44,12 +80,13 @@ def alive(pid: int) -> bool:
 async def start_tree(tmp_path) -> AsyncIterator[Callable]:
     started = []
 
-    async def start(ignores: str) -> Tuple[RunnerProcess, int, int]:
+    async def start(ignores: str, stop_grace: float = 1) -> Tuple[RunnerProcess, int, int]:
         (tmp_path / 'master.py').write_text(MASTER)
         (tmp_path / 'worker.py').write_text(WORKER)
         pid_file = tmp_path / 'pids'
         process = RunnerProcess(
-            env={}, cwd=tmp_path, log_path=tmp_path / 'logs' / 'runner.log', stop_grace=1,
+            env={}, cwd=tmp_path, log_path=tmp_path / 'logs' / 'runner.log',
+            stop_grace=stop_grace,
             command=[sys.executable, 'master.py', ignores, str(pid_file), 'worker.py'],
         )
         await process.start()
@@ -79,6 +116,72 @@ async def test_stop_leaves_no_process_of_the_tree(start_tree, ignores):
     assert not alive(worker)
     assert code == (-signal.SIGKILL if ignores == 'master' else -signal.SIGTERM)
     assert 'started' in process.log_tail()
+
+
+async def test_a_cancelled_stop_still_kills_the_whole_tree(start_tree):
+    process, master, worker = await start_tree('both', stop_grace=60)
+    stopping = asyncio.ensure_future(process.stop())
+    await asyncio.sleep(0.2)  # into the grace period: SIGTERM sent, and ignored by both
+    assert alive(master)
+    assert alive(worker)
+
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+
+    assert eventually(lambda: not alive(master) and not alive(worker))
+    assert _members(master) == []  # the group: the master's pid (start_new_session)
+
+
+@linux_only
+def test_the_runner_gets_sigterm_when_its_parent_is_killed(tmp_path):
+    parent = subprocess.Popen(
+        [sys.executable, '-c', PARENT], stdout=subprocess.PIPE, text=True,
+        cwd=REPO_ROOT,
+    )
+    try:
+        child = int(parent.stdout.readline())
+        # The launcher has exec'd the command once its command line is the command's.
+        assert eventually(lambda: b'time.sleep(600)' in read_cmdline(child)
+                          and LAUNCHER.encode() not in read_cmdline(child))
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+
+    assert eventually(lambda: not alive(child))
+
+
+@linux_only
+def test_the_launcher_refuses_to_start_if_its_parent_is_already_gone():
+    not_the_parent = os.getpid()  # the launcher's parent is the shell, not this process
+    completed = subprocess.run(
+        ['/bin/sh', '-c', '"$@"', 'sh',
+         *tied_to_parent([sys.executable, '-c', 'print("started")'], parent=not_the_parent)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+    assert completed.returncode == 1
+    assert 'started' not in completed.stdout
+
+
+@linux_only
+def test_the_launcher_runs_the_command_with_its_arguments(tmp_path):
+    completed = subprocess.run(
+        tied_to_parent([sys.executable, '-c', 'import sys; print(sys.argv[1:])', 'a b', '-m']),
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "['a b', '-m']\n"
+
+
+def read_cmdline(pid: int) -> bytes:
+    try:
+        with open(f'/proc/{pid}/cmdline', 'rb') as cmdline:
+            return cmdline.read()
+    except OSError:
+        return b''
 
 
 async def test_stop_of_a_process_that_already_exited_is_harmless(tmp_path):
