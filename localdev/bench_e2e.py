@@ -4,6 +4,7 @@ Each event is one task over the runner's websocket: the runner fetches the reque
 emulated API, runs the handler in its worker process, and answers; the time is from sending
 the task to receiving the result.
 """
+import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Mapping
@@ -14,6 +15,9 @@ from localdev.connect_emulator import Event
 from localdev.offline import offline_runner
 
 READY_TIMEOUT = 120
+#: Longest wait for one task's result: a runner that stops answering fails the run, with the
+#: log to say why, instead of hanging it.
+TASK_TIMEOUT = 60
 
 
 @asynccontextmanager
@@ -25,7 +29,14 @@ async def runner_work(
                               ready_timeout=READY_TIMEOUT) as emulator:
 
         async def deliver(n: int) -> bool:
-            delivery = await emulator.deliver(Event(events.request(n), events.installation))
+            event = Event(events.request(n), events.installation)
+            try:
+                delivery = await asyncio.wait_for(emulator.deliver(event), TASK_TIMEOUT)
+            except asyncio.TimeoutError:
+                raise RuntimeError(
+                    f'the runner did not answer the task for {event.request_id} within '
+                    f'{TASK_TIMEOUT}s; see {log_path}',
+                ) from None
             return [result.result for result in delivery.results] == ['success']
 
         yield deliver

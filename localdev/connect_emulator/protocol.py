@@ -114,6 +114,14 @@ def effective_variables(
     return list(variables.values())
 
 
+def variable_values(
+    declared: Optional[Iterable[Mapping[str, Any]]],
+    overrides: Mapping[str, str],
+) -> Dict[str, str]:
+    """NAME: value of the variables Connect would send (see `effective_variables`)."""
+    return {item['name']: item['value'] for item in effective_variables(declared, overrides)}
+
+
 def setup_response(
     setup: SetupRequest,
     *,

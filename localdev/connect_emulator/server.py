@@ -27,6 +27,7 @@ from localdev.connect_emulator.protocol import (
     TaskResult,
     setup_response,
     task_message,
+    variable_values,
 )
 from localdev.connect_emulator.rest import ApiCall, RestApi, require_api_key
 from localdev.connect_emulator.websocket import RunnerChannel
@@ -164,10 +165,7 @@ class ConnectEmulator:
     def effective_variables(self) -> Dict[str, str]:
         """The variables the extension received (declared defaults plus the local file)."""
         setups = self.channel.setup_requests
-        declared = setups[-1].variables if setups else []
-        values = {item['name']: str(item.get('initial_value') or '') for item in declared or ()}
-        values.update(self.variables)
-        return values
+        return variable_values(setups[-1].variables if setups else [], self.variables)
 
     @property
     def unknown_calls(self) -> List[ApiCall]:

@@ -8,7 +8,7 @@ stops sends `shutdown` and gets no new task.
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List
 
 from aiohttp import WSMessage, WSMsgType, web
 from connect.eaas.core.proto import Message, MessageType, SetupRequest
@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 WS_PATH = f'{API_PREFIX}/devops/ws/{{environment_id}}/{{instance_id}}'
 #: The runner waits this long for the setup_response; the emulation as long for the request.
 HANDSHAKE_TIMEOUT_SECONDS = 5
+#: Longest wait for a worker to take a task: a runner that has gone (or never set up) must
+#: fail the delivery, not hang it.
+WORKER_WAIT_SECONDS = 60
 #: Largest frame the runner accepts (websockets max_size in workers/base.py).
 MAX_MESSAGE_SIZE = 2 ** 21
 
@@ -43,8 +46,6 @@ class RunnerLink:
     runner_type: str
     instance_id: str
     ws: web.WebSocketResponse
-    setup: Optional[SetupRequest] = None
-    draining: bool = False
     pending: Dict[str, 'asyncio.Future[TaskResult]'] = field(default_factory=dict)
 
 
@@ -75,7 +76,13 @@ class RunnerChannel:
 
     async def send_task(self, message: dict, runner_type: str = BACKGROUND) -> TaskResult:
         """Send one task to the worker and wait for its result."""
-        await self.wait_ready(runner_type)
+        try:
+            await asyncio.wait_for(self.wait_ready(runner_type), WORKER_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            raise RunnerDisconnected(
+                f'no runner {runner_type} worker was connected and set up to take a task '
+                f'within {WORKER_WAIT_SECONDS}s',
+            ) from None
         link = self._links[runner_type]
         task_id = message['data']['options']['task_id']
         future: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
@@ -140,7 +147,6 @@ class RunnerChannel:
             # The worker is stopping: it finishes its tasks but must not be given new ones.
             logger.info('Runner %s worker is shutting down', link.runner_type)
             self.shutdowns.append(link.runner_type)
-            link.draining = True
             if self._links.get(link.runner_type) is link:
                 self._ready_event(link.runner_type).clear()
         else:
@@ -148,7 +154,6 @@ class RunnerChannel:
 
     async def _on_setup(self, link: RunnerLink, setup: SetupRequest) -> None:
         self.setup_requests.append(setup)
-        link.setup = setup
         await link.ws.send_json(self._respond_to_setup(setup))
         self._links[link.runner_type] = link
         self._ready_event(link.runner_type).set()

@@ -17,6 +17,7 @@ from localdev.connect_emulator.protocol import (
     parse_message,
     setup_response,
     task_message,
+    variable_values,
 )
 
 
@@ -85,6 +86,9 @@ def test_declared_secure_flags_are_kept_and_file_values_win():
         {'name': 'STORAGE_BACKENDS', 'value': 'sql', 'secure': False},
         {'name': 'NEW', 'value': '1', 'secure': False},
     ]
+    assert variable_values(declared, {'DATABASE_URL': 'postgresql://h/db', 'NEW': '1'}) == {
+        'DATABASE_URL': 'postgresql://h/db', 'STORAGE_BACKENDS': 'sql', 'NEW': '1',
+    }
 
 
 def test_the_collection_filter_matches_only_subscribed_statuses(purchase_request):

@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 from connect.eaas.core.proto import Message, MessageType
 
-from localdev.connect_emulator import ConnectEmulator, Event
+from localdev.connect_emulator import ConnectEmulator, Event, websocket
 from localdev.connect_emulator.server import RUNNER_API_KEY
 from localdev.connect_emulator.websocket import RunnerDisconnected
 from tests.localdev.test_protocol import extension_setup_request
@@ -122,6 +122,24 @@ async def test_a_worker_that_shuts_down_gets_no_new_task(emulator, worker):
 
     assert emulator.channel.shutdowns == ['background']
     assert not emulator.channel.is_ready()
+
+
+async def test_a_delivery_with_no_worker_to_take_it_fails_instead_of_hanging(
+    emulator, worker, purchase_request, monkeypatch,
+):
+    monkeypatch.setattr(websocket, 'WORKER_WAIT_SECONDS', 0.2)
+    await worker.setup()
+    await worker.send(Message(version=2, message_type=MessageType.SHUTDOWN))
+    for _ in range(100):
+        if emulator.channel.shutdowns:
+            break
+        await asyncio.sleep(0.01)
+
+    with pytest.raises(RunnerDisconnected, match='no runner background worker .* within 0.2s'):
+        await emulator.deliver(Event(purchase_request('PR-1')))
+
+    assert emulator.deliveries == []
+    assert emulator.channel.results == []
 
 
 async def test_a_disconnect_fails_the_tasks_still_out(emulator, worker, purchase_request):
