@@ -38,8 +38,8 @@ from localdev.bench_sql import (
     sqlite_connector,
 )
 from localdev.bench_workloads import EventFactory, HandlerWork
+from localdev.offline import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ('sqlite', 'postgresql', 'dataapi', 'e2e')
 HANDLER, RAW, PER_EVENT, RUNNER = 'handler', 'raw', 'per-event', 'runner'
 #: Targets of issue 6: (backend, concurrency or None for every one, ratio name, minimum).

@@ -5,6 +5,8 @@ delivery count, which updateOne does not return). The raw baselines send the sam
 bodies, so they do the same HTTP work with nothing of the extension around it.
 """
 import asyncio
+import contextlib
+import logging
 import os
 import signal
 import sys
@@ -23,6 +25,8 @@ DATA_SOURCE = 'mongodb-atlas'
 DATABASE = 'connect_events'
 START_TIMEOUT = 30
 
+logger = logging.getLogger(__name__)
+
 
 @asynccontextmanager
 async def dataapi_server() -> AsyncIterator[str]:
@@ -34,11 +38,14 @@ async def dataapi_server() -> AsyncIterator[str]:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, 'PYTHONUNBUFFERED': '1'},
     )
+    draining: Optional[asyncio.Future] = None
     try:
         line = await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)
         text = line.decode(errors='replace')
         if 'Local Data API on ' not in text:
             raise RuntimeError(f'the local Data API server did not start: {text.strip()}')
+        # Read on: a full pipe would block the server the next time it writes.
+        draining = asyncio.ensure_future(drain(process.stdout))
         yield text.split('Local Data API on ', 1)[1].split(';', 1)[0].strip()
     finally:
         if process.returncode is None:
@@ -48,6 +55,19 @@ async def dataapi_server() -> AsyncIterator[str]:
             except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
+        if draining is not None:
+            draining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await draining
+
+
+async def drain(stream: asyncio.StreamReader) -> None:
+    """Read `stream` until EOF, logging each line (the server's warnings and errors)."""
+    while True:
+        line = await stream.readline()
+        if not line:
+            return
+        logger.debug('Data API server: %s', line.decode(errors='replace').rstrip())
 
 
 def handler_config(base_url: str, collection: str) -> Dict[str, str]:

@@ -173,13 +173,17 @@ def postgres_database() -> Iterator[Tuple[str, str]]:
     where = redact_url(server_url)
     if not server_answers(server_url):
         throwaway = ThrowawayPostgres()
-        throwaway.start()
-        server_url = throwaway.url()
         where = 'a throwaway server (fsync off)'
-    url = create_database(server_url)
     try:
-        yield url, where
+        if throwaway is not None:
+            throwaway.start()
+            server_url = throwaway.url()
+        url = create_database(server_url)
+        try:
+            yield url, where
+        finally:
+            drop_database(server_url, url)
     finally:
-        drop_database(server_url, url)
+        # Also when it failed to start or to create the database: no server left behind.
         if throwaway is not None:
             throwaway.destroy()

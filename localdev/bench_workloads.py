@@ -6,16 +6,15 @@ a workload asks for a bounded set of ids (then the later ones are redeliveries).
 """
 import json
 import logging
-from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from connect.eaas.core.enums import ResultType
 
 from connect_mongodb_example.extension import StatefulEventsApplication
 from connect_mongodb_example.records import idempotency_key
+from localdev.offline import REPO_ROOT
 
-TEMPLATE_FILE = Path(__file__).resolve().parent.parent / 'demo' / 'events' / (
-    '01-PR-5852-1608-1176-001-pending.json')
+TEMPLATE_FILE = REPO_ROOT / 'demo' / 'events' / '01-PR-5852-1608-1176-001-pending.json'
 # The handler logs one INFO line per event; the benchmark measures storage, not log output.
 QUIET_LOGGER = logging.LoggerAdapter(logging.getLogger('bench.extension'), {})
 QUIET_LOGGER.logger.setLevel(logging.WARNING)

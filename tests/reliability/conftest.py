@@ -41,10 +41,13 @@ def report(request, record_property) -> Callable[..., None]:
 @pytest.fixture(scope='module')
 def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
     """A private PostgreSQL server that a test may stop and start (never the shared one)."""
+    server = None
     try:
         server = ThrowawayPostgres()
         server.start()
     except Exception as error:  # noqa: BLE001 - reported as the skip reason
+        if server is not None:
+            server.destroy()  # its data directory, and a server that started too slowly
         pytest.skip(f'a throwaway PostgreSQL server could not start: {error}')
     yield server
     server.destroy()
