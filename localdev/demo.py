@@ -8,6 +8,7 @@ waits for every result, stops the runner, then reads back what the extension sto
 """
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -28,11 +29,11 @@ from localdev.connect_emulator import (
     load_events,
 )
 from localdev.connect_emulator.events import load_event
-from localdev.connect_emulator.protocol import effective_variables
+from localdev.connect_emulator.protocol import variable_values
 from localdev.connect_emulator.websocket import RunnerDisconnected
 from localdev.offline import REPO_ROOT, RunnerNotReady, offline_runner
 from localdev.readback import StoredEvent, read_back
-from localdev.runner_process import RunnerExited
+from localdev.runner_process import RunnerExited, log_tail
 
 DEMO_DIR = REPO_ROOT / '.demo'
 DEFAULT_EVENTS = REPO_ROOT / 'demo' / 'events'
@@ -90,7 +91,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='do not clear the demo database under .demo/ first (other databases are '
              'never cleared)',
     )
-    parser.add_argument('--debug', action='store_true', help='runner and extension at DEBUG')
+    parser.add_argument(
+        '--debug', action='store_true',
+        help='runner and extension at DEBUG; the log then holds every variable value, secure '
+             'ones (passwords, keys) included, so a failure prints only its warning and error '
+             'lines',
+    )
     return parser.parse_args(argv)
 
 
@@ -119,9 +125,8 @@ def load_variables(path: Path, assignments: Sequence[str] = ()) -> Dict[str, str
 
 def check_variables(variables: Dict[str, str]) -> None:
     """Fail before the runner starts if the extension would refuse its configuration."""
-    effective = effective_variables(variable_declarations(), variables)
     try:
-        load_settings({item['name']: item['value'] for item in effective})
+        load_settings(variable_values(variable_declarations(), variables))
     except ConfigurationError as error:
         raise DemoError(f'the extension would refuse its variables: {error}') from None
 
@@ -205,9 +210,19 @@ async def run(options: argparse.Namespace) -> int:
     _warn_unknown_calls(emulator)
     if all(row.stored for row in rows):
         return 0
-    print(f'--- warnings and errors in {log_path} ---\n{_log_problems(log_path)}',
-          file=sys.stderr)
+    print_log_excerpt(log_path, problems_only=True)
     return 1
+
+
+def print_log_excerpt(log_path: Path, problems_only: bool) -> None:
+    """What the log says about a failure: its last lines, or only its warning and error
+    lines (at DEBUG the runner logs its whole setup, secure variable values included)."""
+    if problems_only:
+        print(f'--- warnings and errors in {log_path} ---\n{_log_problems(log_path)}',
+              file=sys.stderr)
+    else:
+        print(f'--- last lines of {log_path} ---\n{log_tail(log_path).rstrip() or "(no log)"}',
+              file=sys.stderr)
 
 
 async def _deliver_before(
@@ -239,7 +254,11 @@ async def watch_events(emulator: ConnectEmulator, directory: Path) -> None:
 
 
 def _snapshot(directory: Path) -> Dict[str, int]:
-    return {str(path): path.stat().st_mtime_ns for path in directory.glob('*.json')}
+    snapshot = {}
+    for path in directory.glob('*.json'):
+        with contextlib.suppress(FileNotFoundError):  # removed since it was listed
+            snapshot[str(path)] = path.stat().st_mtime_ns
+    return snapshot
 
 
 async def _deliver_file(emulator: ConnectEmulator, path: Path) -> None:
@@ -328,6 +347,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Relative SQLite URLs mean the same file for the demo and the runner: the repository's.
     previous_directory = os.getcwd()
     os.chdir(REPO_ROOT)
+    root_level = logging.getLogger().level
     handler = configure_logging(options.log_file, options.debug)
     try:
         return asyncio.run(run_until_signal(options))
@@ -335,14 +355,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'Demo stopped: {error}', file=sys.stderr)
         return 2
     except (DemoFailed, RunnerExited, RunnerNotReady, RunnerDisconnected) as error:
-        print(f'Demo failed: {error}\n--- last lines of {options.log_file} ---', file=sys.stderr)
-        print(_log_tail(options.log_file), file=sys.stderr)
+        print(f'Demo failed: {error}', file=sys.stderr)
+        print_log_excerpt(options.log_file, problems_only=options.debug)
         return 1
     except (KeyboardInterrupt, asyncio.CancelledError):
         print('Stopped.')
         return 0 if options.keep_running else 130
     finally:
         logging.getLogger().removeHandler(handler)
+        logging.getLogger().setLevel(root_level)
         handler.close()
         os.chdir(previous_directory)
 
@@ -355,13 +376,6 @@ def _log_problems(path: Path, lines: int = 30) -> str:
         return '(no log)'
     problems = [line for line in text.splitlines() if ' WARNING ' in line or ' ERROR ' in line]
     return '\n'.join(problems[-lines:]) or '(none)'
-
-
-def _log_tail(path: Path, lines: int = 60) -> str:
-    try:
-        return '\n'.join(path.read_text(encoding='utf-8', errors='replace').splitlines()[-lines:])
-    except OSError:
-        return '(no log)'
 
 
 if __name__ == '__main__':

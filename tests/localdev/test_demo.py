@@ -1,6 +1,7 @@
 """The demo's inputs and report, without starting a runner."""
 import dataclasses
 import json
+import logging
 from datetime import datetime, timezone
 
 import pytest
@@ -135,3 +136,42 @@ def test_variables_the_extension_would_refuse_stop_the_demo_first():
         demo.check_variables({'STORAGE_BACKENDS': 'nosuchstore'})
     with pytest.raises(demo.DemoError, match='DATABASE_URL: a SQLite URL needs three slashes'):
         demo.check_variables({'DATABASE_URL': 'sqlite://events.db'})
+
+
+def test_a_file_removed_while_the_folder_is_read_is_left_out(tmp_path):
+    (tmp_path / 'a.json').write_text('{}')
+
+    class Listing:
+        """The folder as listed just before gone.json was removed."""
+
+        def glob(self, pattern):
+            return [tmp_path / 'a.json', tmp_path / 'gone.json']
+
+    assert list(demo._snapshot(Listing())) == [str(tmp_path / 'a.json')]
+
+
+@pytest.mark.parametrize('debug', [True, False])
+def test_a_failure_shows_the_log_but_never_the_debug_lines_with_secrets(
+    monkeypatch, tmp_path, capsys, debug,
+):
+    async def failing_run(options):
+        logging.getLogger('connect.eaas.runner').debug('setup_response: DATABASE_URL=s3cr3t')
+        logging.getLogger('connect.eaas.runner').info('worker started')
+        logging.getLogger('connect.eaas.runner').warning('cannot reach the database')
+        raise demo.DemoFailed('1 of 1 events got no result')
+
+    monkeypatch.setattr(demo, 'run_until_signal', failing_run)
+    root = logging.getLogger()
+    monkeypatch.setattr(root, 'level', logging.WARNING)
+    log = tmp_path / 'runner.log'
+
+    code = demo.main(['--log-file', str(log), *(['--debug'] if debug else [])])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert 'Demo failed: 1 of 1 events got no result' in err
+    assert 'cannot reach the database' in err
+    assert 's3cr3t' not in err
+    assert ('worker started' in err) is not debug  # at DEBUG: warnings and errors only
+    assert ('s3cr3t' in log.read_text()) is debug  # the log itself has it all
+    assert root.level == logging.WARNING
