@@ -130,6 +130,8 @@ def redact_url(url: str) -> str:
     """The URL with its password and query values replaced, so that it can be logged
     (libpq also takes ?password= and ?sslpassword=)."""
     parts = urlsplit(url)
+    if parts.password is None and not parts.query:
+        return url  # as written: geturl() would turn sqlite:////abs into sqlite://abs
     if parts.password is not None:
         host = parts.netloc.rsplit('@', 1)[1]
         parts = parts._replace(netloc=f'{parts.username or ""}:***@{host}')

@@ -75,6 +75,7 @@ def test_declaration_is_what_variables_decorator_expects():
     ('postgresql://app:s3cr:et@db:5432/events', 'postgresql://app:***@db:5432/events'),
     ('postgresql://db:5432/events', 'postgresql://db:5432/events'),
     ('mongodb+srv://u:p%40ss@cluster0.example.net/', 'mongodb+srv://u:***@cluster0.example.net/'),
+    ('sqlite:////var/lib/events.sqlite3', 'sqlite:////var/lib/events.sqlite3'),
     ('postgresql://app@db/events?password=hunter2&sslmode=require',
      'postgresql://app@db/events?password=***&sslmode=***'),
 ])

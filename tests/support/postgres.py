@@ -51,8 +51,12 @@ class ThrowawayPostgres:
         if os.geteuid() == 0:
             self._as_postgres = ['runuser', '-u', 'postgres', '--']
             shutil.chown(self.directory, 'postgres', 'postgres')
-        self._run(_binary('initdb'), '-D', self.data, '-A', 'trust', '-U', 'postgres',
-                  '--no-sync', '-E', 'UTF8')
+        try:
+            self._run(_binary('initdb'), '-D', self.data, '-A', 'trust', '-U', 'postgres',
+                      '--no-sync', '-E', 'UTF8')
+        except BaseException:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise
 
     def url(self, database: str = 'postgres') -> str:
         return f'postgresql://postgres@127.0.0.1:{self.port}/{database}'
