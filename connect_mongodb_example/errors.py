@@ -1,6 +1,11 @@
 """The errors the application tells apart, because each one leads to a different task result."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type name when it has none), for logs."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 class ConfigurationError(ValueError):
     """A configuration variable is missing or malformed; the message names it."""
 

@@ -45,6 +45,11 @@ class EventRecord:
     #: `request` as compact JSON, encoded once when the record is built (empty when read back).
     request_json: str = field(default='', repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        # A new record was last received when it was first received.
+        if self.last_received_at is None:
+            object.__setattr__(self, 'last_received_at', self.received_at)
+
     def summary(self) -> Dict[str, Any]:
         """Every field but the request document, for logs and the demo table."""
         return {
@@ -103,7 +108,6 @@ def build_record(
         installation_id=installation.get('id'),
         account_id=owner.get('id'),
         received_at=received_at,
-        last_received_at=received_at,
         # Decoding the text is the fastest deep copy, and one the caller cannot change.
         request=json.loads(request_json),
         request_json=request_json,

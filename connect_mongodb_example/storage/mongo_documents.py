@@ -63,7 +63,7 @@ def upsert_update(record: EventRecord) -> Dict[str, Any]:
         '$setOnInsert': first_write,
         # $inc on a missing field starts it at 0, so a new document gets 1.
         '$inc': {'delivery_count': 1},
-        '$set': {'last_received_at': _utc(record.last_received_at or record.received_at)},
+        '$set': {'last_received_at': _utc(record.last_received_at)},
     }
 
 

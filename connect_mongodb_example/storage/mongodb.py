@@ -30,6 +30,7 @@ from connect_mongodb_example.errors import (
     InvalidRequest,
     StorageRejected,
     StorageUnavailable,
+    first_line,
 )
 from connect_mongodb_example.records import EventRecord
 from connect_mongodb_example.storage import mongo_documents as documents
@@ -264,8 +265,7 @@ class MongoEventStore(EventStore):
     def _safe(self, error: BaseException) -> str:
         """The first line of the error with the password masked (belt and braces: driver
         messages name hosts, not credentials)."""
-        return _masked((str(error).strip().splitlines() or [type(error).__name__])[0],
-                       self._settings.uri)
+        return _masked(first_line(error), self._settings.uri)
 
 
 async def _has_unique_index(collection: Any, keys: Any) -> bool:

@@ -19,7 +19,12 @@ from playhouse.db_url import parse as parse_db_url
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from connect_mongodb_example.config import ConfigReader, Variable, redact_url
-from connect_mongodb_example.errors import ConfigurationError, InvalidRequest, StorageUnavailable
+from connect_mongodb_example.errors import (
+    ConfigurationError,
+    InvalidRequest,
+    StorageUnavailable,
+    first_line,
+)
 from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
 from connect_mongodb_example.storage.base import EventStore
 from connect_mongodb_example.storage.sql_schema import (
@@ -132,12 +137,12 @@ class SqlEventStore(EventStore):
             return function(*args)
         except peewee.DataError as error:
             # SQLSTATE class 22 (data exception): this row can never be written.
-            raise InvalidRequest(f'{self.describe()}: {_first_line(error)}') from error
+            raise InvalidRequest(f'{self.describe()}: {first_line(error)}') from error
         except (peewee.OperationalError, peewee.InterfaceError) as error:
             # The connection may be broken (server restarted): drop it instead of pooling it.
             if self._database is not None and not self._database.is_closed():
                 self._database.manual_close()
-            raise StorageUnavailable(f'{self.describe()}: {_first_line(error)}') from error
+            raise StorageUnavailable(f'{self.describe()}: {first_line(error)}') from error
 
     def _open(self) -> None:
         if self._model is not None:
@@ -160,7 +165,7 @@ class SqlEventStore(EventStore):
         values = {
             **{name: getattr(record, name) for name in FIRST_WRITE_FIELDS},
             'received_at': _naive_utc(record.received_at),
-            'last_received_at': _naive_utc(record.last_received_at or record.received_at),
+            'last_received_at': _naive_utc(record.last_received_at),
             'delivery_count': 1,
             'request': EncodedJSON(record.request_json) if record.request_json else record.request,
         }
@@ -273,7 +278,3 @@ def _naive_utc(moment: datetime) -> datetime:
 
 def _aware_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc)
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
