@@ -111,14 +111,19 @@ async def test_events_of_one_request_wait_for_each_other_others_do_not(
     assert [delivery.event for delivery in deliveries] == events
 
 
-async def test_a_worker_that_shuts_down_gets_no_new_task(emulator, worker):
-    await worker.setup()
-
+async def shut_down(emulator, worker) -> None:
+    """The worker says it shuts down; return once the emulation has taken note (1 s at most)."""
     await worker.send(Message(version=2, message_type=MessageType.SHUTDOWN))
     for _ in range(100):
         if emulator.channel.shutdowns:
-            break
+            return
         await asyncio.sleep(0.01)
+
+
+async def test_a_worker_that_shuts_down_gets_no_new_task(emulator, worker):
+    await worker.setup()
+
+    await shut_down(emulator, worker)
 
     assert emulator.channel.shutdowns == ['background']
     assert not emulator.channel.is_ready()
@@ -129,11 +134,7 @@ async def test_a_delivery_with_no_worker_to_take_it_fails_instead_of_hanging(
 ):
     monkeypatch.setattr(websocket, 'WORKER_WAIT_SECONDS', 0.2)
     await worker.setup()
-    await worker.send(Message(version=2, message_type=MessageType.SHUTDOWN))
-    for _ in range(100):
-        if emulator.channel.shutdowns:
-            break
-        await asyncio.sleep(0.01)
+    await shut_down(emulator, worker)
 
     with pytest.raises(RunnerDisconnected, match='no runner background worker .* within 0.2s'):
         await emulator.deliver(Event(purchase_request('PR-1')))
