@@ -37,8 +37,9 @@ async def record_event(
       backends): `fail`, nothing written anywhere;
     - a backend is unreachable or too slow: `reschedule`; Connect delivers the event again
       and the backends that already have it only count one more delivery;
-    - configuration is wrong, or a backend refused the write: the error is raised, which the
-      runner reports and retries, so the event waits for the fix instead of being dropped.
+    - configuration is wrong (a backend refusing the credentials or the grants included), or
+      a backend refused the write: the error is raised, which the runner reports and
+      retries, so the event waits for the fix instead of being dropped.
     """
     try:
         record = build_record(request, event_type=event_type, installation=installation)
@@ -95,7 +96,9 @@ def _response(
     ]
     if unexpected:
         error = unexpected[0]
-        if isinstance(error, StorageRejected):
+        if isinstance(error, ConfigurationError):
+            logger.error('Configuration problem, event %s not stored yet: %s', record.key, error)
+        elif isinstance(error, StorageRejected):
             logger.error('Storage refused event %s: %s', record.key, error)
         raise error
     if failures:

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, List, Optional, Tuple, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import peewee
 from playhouse.db_url import parse as parse_db_url
@@ -27,6 +27,7 @@ from connect_mongodb_example.errors import (
 )
 from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
 from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.sql_errors import configuration_problem
 from connect_mongodb_example.storage.sql_schema import (
     COLUMN_LENGTHS,
     EncodedJSON,
@@ -138,7 +139,16 @@ class SqlEventStore(EventStore):
         except peewee.DataError as error:
             # SQLSTATE class 22 (data exception): this row can never be written.
             raise InvalidRequest(f'{self.describe()}: {first_line(error)}') from error
-        except (peewee.OperationalError, peewee.InterfaceError) as error:
+        except (peewee.DatabaseError, peewee.InterfaceError) as error:
+            problem = configuration_problem(error)
+            if problem is not None:
+                # Not an outage: retrying cannot help until the variable or the grants change.
+                raise ConfigurationError(
+                    DATABASE_URL.name, f'{self.describe()} refused access: {problem}; check '
+                    "the user, password and database of DATABASE_URL and that user's grants",
+                ) from error
+            if not isinstance(error, (peewee.OperationalError, peewee.InterfaceError)):
+                raise
             # The connection may be broken (server restarted): drop it instead of pooling it.
             if self._database is not None and not self._database.is_closed():
                 self._database.manual_close()
@@ -240,6 +250,13 @@ def _connect(settings: SqlSettings) -> peewee.Database:
     scheme = urlsplit(settings.url).scheme.lower()
     options = parse_db_url(settings.url)
     name = options.pop('database')
+    if scheme in POSTGRES_SCHEMES:
+        # peewee leaves them URL-quoted, as written; libpq would decode them, and so do we
+        # (a generated password holds @ / : % and must be quoted in the URL).
+        name = unquote(name)
+        for part in ('user', 'password'):
+            if options.get(part):
+                options[part] = unquote(options[part])
     # timeout: how long a thread waits for a free connection when all are in use.
     pool = {'max_connections': settings.pool_size, 'stale_timeout': 300, 'timeout': 30}
     if scheme in SQLITE_SCHEMES:

@@ -11,7 +11,8 @@ import subprocess
 import tempfile
 import uuid
 from contextlib import closing, suppress
-from typing import List, Optional
+from typing import List, Optional, Sequence, Union
+from urllib.parse import quote
 
 import psycopg2
 from psycopg2 import sql
@@ -43,23 +44,37 @@ def _binary(name: str) -> str:
 class ThrowawayPostgres:
     """A PostgreSQL server in a temporary directory that a test may stop and start again."""
 
-    def __init__(self, port: Optional[int] = None):
+    def __init__(self, port: Optional[int] = None, password: Optional[str] = None):
+        """With a `password`, the server checks it (scram-sha-256) for every connection,
+        as real deployments do; without one it trusts every connection."""
         self.port = port or free_port()
+        self.password = password
         self.directory = tempfile.mkdtemp(prefix='pg-throwaway-')
         self.data = os.path.join(self.directory, 'data')
         self._as_postgres: List[str] = []
         if os.geteuid() == 0:
             self._as_postgres = ['runuser', '-u', 'postgres', '--']
             shutil.chown(self.directory, 'postgres', 'postgres')
+        auth = ['-A', 'trust']
+        if password is not None:
+            password_file = os.path.join(self.directory, 'password')
+            with open(password_file, 'w') as file:
+                file.write(password + '\n')
+            if self._as_postgres:
+                shutil.chown(password_file, 'postgres', 'postgres')
+            auth = ['--auth=scram-sha-256', f'--pwfile={password_file}']
         try:
-            self._run(_binary('initdb'), '-D', self.data, '-A', 'trust', '-U', 'postgres',
+            self._run(_binary('initdb'), '-D', self.data, *auth, '-U', 'postgres',
                       '--no-sync', '-E', 'UTF8')
         except BaseException:
             shutil.rmtree(self.directory, ignore_errors=True)
             raise
 
     def url(self, database: str = 'postgres') -> str:
-        return f'postgresql://postgres@127.0.0.1:{self.port}/{database}'
+        if self.password is None:
+            return f'postgresql://postgres@127.0.0.1:{self.port}/{database}'
+        return (f'postgresql://postgres:{quote(self.password, safe="")}@127.0.0.1:{self.port}/'
+                f'{database}')
 
     def start(self) -> None:
         options = (f'-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 '
@@ -83,21 +98,23 @@ class ThrowawayPostgres:
 def create_database(server_url: str) -> str:
     """A new empty database on the server; returns its URL."""
     name = f'test_{uuid.uuid4().hex[:12]}'
-    _admin(server_url, sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name)))
+    run_sql(server_url, sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name)))
     return server_url.rsplit('/', 1)[0] + '/' + name
 
 
 def drop_database(server_url: str, database_url: str) -> None:
     name = database_url.rsplit('/', 1)[1]
-    _admin(server_url, sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(
+    run_sql(server_url, sql.SQL('DROP DATABASE IF EXISTS {} WITH (FORCE)').format(
         sql.Identifier(name)))
 
 
-def _admin(server_url: str, statement: sql.Composed) -> None:
+def run_sql(server_url: str, statement: Union[str, sql.Composed], params: Sequence = ()) -> list:
+    """Run one statement in autocommit mode; the rows it returns, if any."""
     connection = psycopg2.connect(server_url, connect_timeout=5)
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
-            cursor.execute(statement)
+            cursor.execute(statement, params or None)
+            return cursor.fetchall() if cursor.description else []
     finally:
         connection.close()
