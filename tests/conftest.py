@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, Iterator
 import pytest
 
 from connect_mongodb_example.storage.registry import close_all
+from tests.support import mongo_server
 from tests.support.postgres import (
     LOCAL_SERVER_URL,
     ThrowawayPostgres,
@@ -80,6 +81,12 @@ def postgres_url(postgres_server) -> Iterator[str]:
     url = create_database(postgres_server)
     yield url
     drop_database(postgres_server, url)
+
+
+@pytest.fixture(scope='session')
+def mongodb_server() -> Iterator[mongo_server.MongoServer]:
+    """A MongoDB server: MONGODB_URI when set, else a throwaway SecantusDB (skips if none)."""
+    yield from mongo_server.session_server()
 
 
 @pytest.fixture

@@ -287,10 +287,14 @@ class DataApiEventStore(EventStore):
                 f'{self.describe()}: {action} refused, HTTP 413, the request is too large '
                 f'for this server:{detail}',
             )
-        hint = ''
         if status in (401, 403):
-            hint = '; check DATA_API_KEY, DATA_API_AUTH and DATA_API_USER'
-        elif 300 <= status < 400:
+            # Not an outage: retrying cannot help until the key or its permissions change.
+            return ConfigurationError(
+                DATA_API_KEY.name, f'{self.describe()}: {action} refused, HTTP {status}{detail}'
+                                   '; check DATA_API_KEY, DATA_API_AUTH and DATA_API_USER',
+            )
+        hint = ''
+        if 300 <= status < 400:
             where = self._safe(response.headers.get('location', ''))
             hint = f'; redirected to {where!r}: set DATA_API_URL to the final URL'
         elif status == 404:

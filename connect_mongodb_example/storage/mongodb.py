@@ -75,6 +75,10 @@ AUTH_ERROR_CODES = frozenset({18, 13})
 TOO_LARGE_ERROR_CODES = frozenset({10334})
 # IndexOptionsConflict, IndexKeySpecsConflict: an index on the same keys exists already.
 INDEX_CONFLICT_CODES = frozenset({85, 86})
+# NamespaceExists, IndexAlreadyExists, IndexBuildAborted, IndexBuildAlreadyInProgress: another
+# process created the collection or the same index at the same moment; asking again settles.
+INDEX_RACE_CODES = frozenset({48, 68, 276, 325})
+INDEX_RACE_ATTEMPTS = 5
 # Errors that say the server or the network may answer on a later try.
 TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 
@@ -157,6 +161,11 @@ class MongoEventStore(EventStore):
                 # Two first deliveries raced and the other upsert inserted the document:
                 # the same update now matches it, so this delivery is still counted.
                 document = await self._upsert(collection, record)
+            if document is None:
+                # MongoDB always returns the upserted document; a compatible server (SecantusDB
+                # under racing upserts) may apply the update yet return none: read it back.
+                document = await collection.find_one(
+                    documents.key_filter(record), {'_id': False, 'delivery_count': True})
         return int(document['delivery_count'])
 
     async def find(
@@ -216,7 +225,7 @@ class MongoEventStore(EventStore):
 
     async def _create_index(self, collection: Any, keys: Any, options: Any) -> None:
         try:
-            await collection.create_index(keys, **options)
+            await _create_index_settling_races(collection, keys, options)
         except OperationFailure as error:
             if error.code not in INDEX_CONFLICT_CODES:
                 raise
@@ -251,7 +260,9 @@ class MongoEventStore(EventStore):
         if isinstance(error, TRANSIENT_ERRORS) or error.has_error_label('RetryableWriteError'):
             return StorageUnavailable(f'{where}: {type(error).__name__}: {message}')
         if isinstance(error, OperationFailure) and code in AUTH_ERROR_CODES:
-            return StorageRejected(
+            # Not an outage: retrying cannot help until the variable or the roles change.
+            return ConfigurationError(
+                MONGODB_URI.name,
                 f'{where}: not authorised (code {code}): {message}; check the user and '
                 f"password of MONGODB_URI (or DB_USER/DB_PASSWORD) and the user's roles",
             )
@@ -266,6 +277,20 @@ class MongoEventStore(EventStore):
         """The first line of the error with the password masked (belt and braces: driver
         messages name hosts, not credentials)."""
         return _masked(first_line(error), self._settings.uri)
+
+
+async def _create_index_settling_races(collection: Any, keys: Any, options: Any) -> None:
+    """Create the index; when another process is creating it (or the collection) at the same
+    moment, ask again: the answer is then that it exists (several workers and replicas meet
+    a fresh database together)."""
+    for attempt in range(1, INDEX_RACE_ATTEMPTS + 1):
+        try:
+            await collection.create_index(keys, **options)
+            return
+        except OperationFailure as error:
+            if error.code not in INDEX_RACE_CODES or attempt == INDEX_RACE_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.05 * attempt)
 
 
 async def _has_unique_index(collection: Any, keys: Any) -> bool:

@@ -7,6 +7,8 @@ import peewee
 
 EVENTS_TABLE = 'connect_events'
 VERSION_TABLE = 'connect_events_schema'
+#: The PostgreSQL advisory lock taken while migrating (any constant; it is per database).
+MIGRATION_LOCK_ID = 0x636F6E6E656374  # 'connect' in ASCII
 
 
 class EncodedJSON(str):
@@ -95,16 +97,26 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def ensure_schema(database: peewee.Database) -> int:
-    """Apply the migrations this database lacks; safe to run twice, or from two processes."""
-    versions = version_model(database)
-    database.create_tables([versions], safe=True)
-    current = versions.select(peewee.fn.MAX(versions.version)).scalar() or 0
-    for version, migrate in MIGRATIONS:
-        if version <= current:
-            continue
-        with database.atomic():
+    """Apply the migrations this database lacks; safe from any number of processes at once.
+
+    Every process takes the same lock before it reads the version, so one migrates while
+    the others wait and then find the work done: `CREATE TABLE IF NOT EXISTS` alone races
+    in PostgreSQL (two sessions both pass the check, one fails on the catalog's unique
+    index). PostgreSQL: an advisory lock held until the transaction ends; SQLite: the
+    database's write lock (BEGIN IMMEDIATE).
+    """
+    postgres = isinstance(database, peewee.PostgresqlDatabase)
+    with database.atomic() if postgres else database.atomic(lock_type='IMMEDIATE'):
+        if postgres:
+            database.execute_sql('SELECT pg_advisory_xact_lock(%s)', (MIGRATION_LOCK_ID,))
+        versions = version_model(database)
+        database.create_tables([versions], safe=True)
+        current = versions.select(peewee.fn.MAX(versions.version)).scalar() or 0
+        for version, migrate in MIGRATIONS:
+            if version <= current:
+                continue
             migrate(database)
             versions.insert(
                 version=version, applied_at=datetime.now(timezone.utc).replace(tzinfo=None),
-            ).on_conflict_ignore().execute()
+            ).execute()
     return SCHEMA_VERSION

@@ -364,27 +364,31 @@ async def test_exhausted_retries_make_the_store_unavailable(make_store, api, rec
 
 # Refusals
 
-@pytest.mark.parametrize(('status', 'body', 'words'), [
+@pytest.mark.parametrize(('status', 'body', 'words', 'expected'), [
     (401, {'error': 'invalid session: error finding user for endpoint',
            'error_code': 'InvalidSession'},
      'HTTP 401 InvalidSession: invalid session: error finding user for endpoint; check '
-     'DATA_API_KEY'),
+     'DATA_API_KEY', ConfigurationError),
     (400, {'error': "Invalid parameter(s) specified: 'dataSource'",
            'error_code': 'InvalidParameter'},
-     "HTTP 400 InvalidParameter: Invalid parameter(s) specified: 'dataSource'"),
+     "HTTP 400 InvalidParameter: Invalid parameter(s) specified: 'dataSource'", StorageRejected),
     (404, {'error': 'no matching rule found', 'error_code': 'NoMatchingRuleFound'},
-     'HTTP 404 NoMatchingRuleFound'),
-    (403, {'error_code': 'Forbidden'}, 'HTTP 403 Forbidden; check DATA_API_KEY'),
+     'HTTP 404 NoMatchingRuleFound', StorageRejected),
+    (403, {'error_code': 'Forbidden'}, 'HTTP 403 Forbidden; check DATA_API_KEY',
+     ConfigurationError),
 ])
 async def test_client_errors_are_rejections_with_the_servers_explanation(
-    api, store, record, status, body, words,
+    api, store, record, status, body, words, expected,
 ):
+    """Refused credentials (401, 403) are a configuration problem naming DATA_API_KEY."""
     route = api.post('/action/updateOne').mock(return_value=ejson(body, status=status))
-    with pytest.raises(StorageRejected) as caught:
+    with pytest.raises(expected) as caught:
         await store.save(record)
     assert words in str(caught.value)
     assert route.call_count == 1  # never retried
     assert KEY not in str(caught.value)
+    if expected is ConfigurationError:
+        assert caught.value.variable == 'DATA_API_KEY'
 
 
 async def test_a_body_too_large_for_the_server_can_never_be_stored(api, store, record):
@@ -398,7 +402,7 @@ async def test_a_body_too_large_for_the_server_can_never_be_stored(api, store, r
 async def test_a_server_echoing_the_key_does_not_put_it_in_the_message(api, store, record):
     api.post('/action/updateOne').mock(return_value=httpx.Response(
         401, text=f'bad credentials: apiKey={KEY}'))
-    with pytest.raises(StorageRejected) as caught:
+    with pytest.raises(ConfigurationError) as caught:
         await store.save(record)
     assert 'bad credentials' in str(caught.value)
     assert KEY not in str(caught.value)
@@ -436,7 +440,7 @@ async def test_key_never_reaches_the_logs(api, store, record, caplog):
         httpx.ConnectError('connection refused'), ejson(UPSERTED),
     ])
     api.post('/action/findOne').mock(return_value=ejson({'error_code': 'Unauthorized'}, 401))
-    with pytest.raises(StorageRejected):
+    with pytest.raises(ConfigurationError):
         await store.save(record)
     assert 'retry 1' in caplog.text
     assert 'HTTP Request: POST' in caplog.text  # httpx's own request log was captured
@@ -519,7 +523,7 @@ async def test_each_auth_mode_against_the_server(make_store, record, mode):
         assert await store.save(record) == 1
         wrong = make_store(DATA_API_URL=server.base_url, DATA_API_AUTH=mode,
                            DATA_API_USER='ops', DATA_API_KEY='not-the-key')
-        with pytest.raises(StorageRejected, match='HTTP 401 InvalidSession'):
+        with pytest.raises(ConfigurationError, match='HTTP 401 InvalidSession'):
             await wrong.save(record)
         assert server.collection('connect_events', 'events').count_documents({}) == 1
 
