@@ -1,7 +1,7 @@
 """What the handler does with one event: validate, store everywhere, pick the task result."""
 import asyncio
 import logging
-from typing import Any, List, Mapping, Optional
+from typing import Any, Hashable, List, Mapping, Optional
 
 from connect.eaas.core.responses import BackgroundResponse
 
@@ -15,11 +15,13 @@ from connect_mongodb_example.records import PURCHASE_REQUEST_EVENT, EventRecord,
 from connect_mongodb_example.settings import Settings, load_settings
 from connect_mongodb_example.storage import BACKENDS
 from connect_mongodb_example.storage.base import EventStore
-from connect_mongodb_example.storage.registry import get_store
+from connect_mongodb_example.storage.registry import get_store, in_use
 
 
-def stores_for(settings: Settings) -> List[EventStore]:
-    return [get_store(BACKENDS[name], options) for name, options in settings.backend_settings]
+def stores_for(settings: Settings, owner: Hashable = None) -> List[EventStore]:
+    """The stores of these settings; `owner` (an installation id) now uses them."""
+    return [get_store(BACKENDS[name], options, owner)
+            for name, options in settings.backend_settings]
 
 
 async def record_event(
@@ -53,17 +55,18 @@ async def record_event(
         logger.error('Configuration problem, event %s not stored yet: %s', record.key, error)
         raise
 
-    stores = stores_for(settings)
+    stores = stores_for(settings, record.installation_id)
     try:
         for store in stores:
             store.check_storable(record)
     except InvalidRequest as error:
         logger.error('Not storing event %s: %s', record.key, error)
         return BackgroundResponse.fail(output=str(error))
-    outcomes = await asyncio.gather(
-        *(_save(store, record, settings.storage_timeout) for store in stores),
-        return_exceptions=True,
-    )
+    async with in_use(stores):
+        outcomes = await asyncio.gather(
+            *(_save(store, record, settings.storage_timeout) for store in stores),
+            return_exceptions=True,
+        )
     return _response(record, stores, outcomes, settings, logger)
 
 
