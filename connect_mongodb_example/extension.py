@@ -31,6 +31,8 @@ class StatefulEventsApplication(EventsApplicationBase):
             try:
                 await asyncio.wait_for(store.ping(), settings.storage_timeout)
                 logger.info('Storage ready: %s', store.describe())
+            except ConfigurationError as error:
+                logger.error('Configuration problem: %s', error)
             except Exception as error:  # noqa: BLE001 - events will be rescheduled until it is up
                 logger.warning('Storage %s not reachable yet: %s', store.describe(), error)
 

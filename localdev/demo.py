@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from connect_mongodb_example.errors import ConfigurationError
 from connect_mongodb_example.settings import load_settings, variable_declarations
+from localdev import mongodb_server
 from localdev.connect_emulator import (
     ConnectEmulator,
     Delivery,
@@ -90,6 +91,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--keep-data', action='store_true',
         help='do not clear the demo database under .demo/ first (other databases are '
              'never cleared)',
+    )
+    parser.add_argument(
+        '--mongodb-local', action='store_true',
+        help='store in a throwaway MongoDB-compatible server (SecantusDB) too: sets '
+             'MONGODB_URI, and STORAGE_BACKENDS=sql,mongodb unless --set gives it; its data '
+             'is gone when the demo ends',
     )
     parser.add_argument(
         '--debug', action='store_true',
@@ -176,7 +183,8 @@ async def run_until_signal(options: argparse.Namespace) -> int:
     for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, interrupted)
     try:
-        return await run(options)
+        with mongodb_server.for_demo(options.mongodb_local, options.assignments):
+            return await run(options)
     finally:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)

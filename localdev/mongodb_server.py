@@ -11,12 +11,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing
-from typing import List, Optional
+from contextlib import closing, contextmanager
+from typing import Iterator, List, Optional
 from urllib.parse import quote
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
+
+from connect_mongodb_example.errors import ConfigurationError
 
 ADMIN_USER = 'admin'
 # Passwords hold what URL quoting must protect, so that every client proves it quotes them.
@@ -137,3 +139,32 @@ class ThrowawayMongo:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def for_demo(enabled: bool, assignments: List[str]) -> Iterator[None]:
+    """`make demo` with --mongodb-local: a throwaway server for the run, its MONGODB_URI
+    added to the --set assignments (and STORAGE_BACKENDS=sql,mongodb unless they set it).
+    Its data is gone when the demo ends."""
+    if not enabled:
+        yield
+        return
+    reason = available()
+    if reason:
+        raise ConfigurationError('--mongodb-local', reason)
+    print('Starting a throwaway MongoDB-compatible server (SecantusDB) ...')
+    server = ThrowawayMongo()
+    server.start()
+    try:
+        assignments.extend(demo_assignments(server.uri(), assignments))
+        yield
+    finally:
+        server.destroy()
+
+
+def demo_assignments(uri: str, assignments: List[str]) -> List[str]:
+    """The --set assignments --mongodb-local adds to the user's."""
+    added = [f'MONGODB_URI={uri}']
+    if not any(item.partition('=')[0].strip() == 'STORAGE_BACKENDS' for item in assignments):
+        added.append('STORAGE_BACKENDS=sql,mongodb')
+    return added

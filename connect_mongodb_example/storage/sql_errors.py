@@ -15,7 +15,7 @@ CONFIGURATION_SQLSTATE_CLASSES = ('28', '3D')
 # insufficient privilege (e.g. no CREATE on the schema, no INSERT on the table).
 CONFIGURATION_SQLSTATES = frozenset({'42501'})
 # What PostgreSQL (in English, its default) and libpq say when connecting fails for one of
-# the reasons above, and what SQLite says when the file cannot be opened or written.
+# the reasons above.
 CONFIGURATION_MESSAGES = re.compile(
     r'password authentication failed'
     r'|authentication failed for user'
@@ -24,15 +24,13 @@ CONFIGURATION_MESSAGES = re.compile(
     r'|pg_hba\.conf rejects connection'
     r'|no password supplied'
     r'|permission denied'
-    r'|must be owner of'
-    r'|attempt to write a readonly database'
-    r'|unable to open database file',
+    r'|must be owner of',
     re.IGNORECASE,
 )
 
 
 def driver_error(error: BaseException) -> BaseException:
-    """The psycopg2 or sqlite3 error that peewee wrapped (peewee keeps it as `orig`)."""
+    """The psycopg2 error that peewee wrapped (peewee keeps it as `orig`)."""
     return getattr(error, 'orig', None) or error.__cause__ or error.__context__ or error
 
 

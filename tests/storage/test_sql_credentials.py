@@ -151,3 +151,16 @@ async def test_the_event_waits_for_the_fix_with_an_error_naming_the_variable(
     response = await record_event(request, config=fixed, logger=logger)
     assert response.status == 'success'
     assert run_sql(server.url(database), 'SELECT delivery_count FROM connect_events') == [(1,)]
+
+
+async def test_startup_reports_refused_credentials_as_an_error(server, app, logger, caplog):
+    from connect_mongodb_example.extension import StatefulEventsApplication
+
+    user, database = app
+    config = {'DATABASE_URL': url_of(server, user, 'not-it/%', database)}
+    with caplog.at_level(logging.INFO):
+        await StatefulEventsApplication.on_startup(logger, config)
+    [error] = [entry for entry in caplog.records if entry.levelno >= logging.WARNING]
+    assert error.levelno == logging.ERROR
+    assert 'DATABASE_URL' in error.getMessage()
+    assert 'not-it' not in caplog.text
