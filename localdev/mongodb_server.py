@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from contextlib import closing, contextmanager
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence
 from urllib.parse import quote
 
 from pymongo import MongoClient
@@ -50,7 +50,7 @@ def _free_port() -> int:
 class ThrowawayMongo:
     """A SecantusDB server on a free port with its data in a temporary directory."""
 
-    def __init__(self, databases: List[str] = (APP_DATABASE,)):
+    def __init__(self, databases: Sequence[str] = (APP_DATABASE,)):
         self.port = _free_port()
         self.directory = tempfile.mkdtemp(prefix='mongo-throwaway-')
         self.databases = list(databases)
