@@ -89,7 +89,9 @@ def _create_events_table(database: peewee.Database) -> None:
     database.create_tables([event_model(database)], safe=True)
 
 
-#: (version, migration). Append to change the schema; never edit an applied migration.
+#: (version, migration). Append to change the schema; never edit an applied migration. They
+#: run in one transaction under the migration lock (see `ensure_schema`), so a statement that
+#: cannot run in a transaction (CREATE INDEX CONCURRENTLY) does not belong here.
 MIGRATIONS: List[Tuple[int, Callable[[peewee.Database], None]]] = [
     (1, _create_events_table),
 ]
