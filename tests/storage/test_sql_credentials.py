@@ -164,3 +164,17 @@ async def test_startup_reports_refused_credentials_as_an_error(server, app, logg
     assert error.levelno == logging.ERROR
     assert 'DATABASE_URL' in error.getMessage()
     assert 'not-it' not in caplog.text
+
+
+async def test_too_many_connections_is_still_an_outage(server, app, purchase_request):
+    """SQLSTATE 53300 passes once other sessions end: rescheduled, not a configuration
+    problem."""
+    user, database = app
+    run_sql(server.url(), sql.SQL('ALTER ROLE {} CONNECTION LIMIT 0').format(
+        sql.Identifier(user)))
+    store = SqlEventStore(SqlSettings(url_of(server, user, APP_PASSWORD, database), 1))
+    try:
+        with pytest.raises(StorageUnavailable, match='too many connections for role'):
+            await store.save(build_record(purchase_request()))
+    finally:
+        await store.close()
