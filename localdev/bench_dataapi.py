@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Dict, Optional
 import httpx
 from bson import json_util
 
-from connect_mongodb_example.storage.dataapi import MAX_CONNECTIONS
+from connect_mongodb_example.storage.dataapi_client import MAX_CONNECTIONS
 from localdev.bench_workloads import EventFactory
 
 API_KEY = 'bench-local-key'

@@ -10,7 +10,7 @@ import bson
 from bson.errors import InvalidDocument
 
 from connect_mongodb_example.errors import InvalidRequest
-from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
+from connect_mongodb_example.event_record import FIRST_WRITE_FIELDS, EventRecord
 
 KEY_INDEX_NAME = 'connect_events_idempotency_key_uniq'
 REQUEST_INDEX_NAME = 'connect_events_request_installation_idx'

@@ -18,14 +18,14 @@ import peewee
 from playhouse.db_url import parse as parse_db_url
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from connect_mongodb_example.config import ConfigReader, Variable, redact_url
 from connect_mongodb_example.errors import (
     ConfigurationError,
     InvalidRequest,
     StorageUnavailable,
     first_line,
 )
-from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
+from connect_mongodb_example.event_record import FIRST_WRITE_FIELDS, EventRecord
+from connect_mongodb_example.redaction import redact_url
 from connect_mongodb_example.storage.base import EventStore
 from connect_mongodb_example.storage.sql_schema import (
     COLUMN_LENGTHS,
@@ -33,6 +33,7 @@ from connect_mongodb_example.storage.sql_schema import (
     ensure_schema,
     event_model,
 )
+from connect_mongodb_example.variables import ConfigReader, Variable
 
 logger = logging.getLogger(__name__)
 T = TypeVar('T')

@@ -2,14 +2,17 @@
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from connect_mongodb_example.errors import InvalidRequest
 
-PURCHASE_REQUEST_EVENT = 'asset_purchase_request_processing'
-PURCHASE_REQUEST_STATUSES = (
-    'pending', 'approved', 'failed', 'inquiring', 'scheduled', 'revoking', 'revoked',
-)
+
+@dataclass(frozen=True)
+class EventType:
+    """An event the extension subscribes to, and the statuses of the requests it handles."""
+
+    name: str
+    statuses: Tuple[str, ...]
 
 
 #: The fields every store keeps as they are, written with the first delivery and never changed.
@@ -50,15 +53,6 @@ class EventRecord:
         if self.last_received_at is None:
             object.__setattr__(self, 'last_received_at', self.received_at)
 
-    def summary(self) -> Dict[str, Any]:
-        """Every field but the request document, for logs and the demo table."""
-        return {
-            'key': self.key, 'request_id': self.request_id, 'status': self.status,
-            'updated': self.updated, 'event_type': self.event_type, 'asset_id': self.asset_id,
-            'product_id': self.product_id, 'installation_id': self.installation_id,
-            'account_id': self.account_id, 'delivery_count': self.delivery_count,
-        }
-
 
 def idempotency_key(
     request_id: str, status: str, updated: str, installation_id: Optional[str] = None,
@@ -75,8 +69,8 @@ def utcnow() -> datetime:
 
 def build_record(
     request: object,
+    event_type: EventType,
     *,
-    event_type: str = PURCHASE_REQUEST_EVENT,
     installation: Optional[Mapping[str, Any]] = None,
     received_at: Optional[datetime] = None,
 ) -> EventRecord:
@@ -85,10 +79,10 @@ def build_record(
         raise InvalidRequest(f'the request must be a JSON object, got {type(request).__name__}')
     request_id = _required_text(request, 'id')
     status = _required_text(request, 'status')
-    if status not in PURCHASE_REQUEST_STATUSES:
+    if status not in event_type.statuses:
         raise InvalidRequest(
             f'request {request_id} has status {status!r}, which this extension does not '
-            f'handle (expected one of {", ".join(PURCHASE_REQUEST_STATUSES)})',
+            f'handle (expected one of {", ".join(event_type.statuses)})',
         )
     request_json = _json_text(request, request_id)
     updated = _updated_at(request, request_id)
@@ -102,7 +96,7 @@ def build_record(
         request_id=request_id,
         status=status,
         updated=updated,
-        event_type=event_type,
+        event_type=event_type.name,
         asset_id=asset.get('id'),
         product_id=product.get('id'),
         installation_id=installation.get('id'),
