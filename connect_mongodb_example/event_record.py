@@ -5,6 +5,15 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from connect_mongodb_example.errors import InvalidRequest
+from connect_mongodb_example.record_fields import (
+    counter,
+    document,
+    from_installation,
+    from_request,
+    moment,
+    stored_fields,
+    text,
+)
 
 
 @dataclass(frozen=True)
@@ -15,13 +24,6 @@ class EventType:
     statuses: Tuple[str, ...]
 
 
-#: The fields every store keeps as they are, written with the first delivery and never changed.
-FIRST_WRITE_FIELDS = (
-    'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
-    'installation_id', 'account_id',
-)
-
-
 @dataclass(frozen=True)
 class EventRecord:
     """One delivery of an event, as every storage backend keeps it.
@@ -29,29 +31,37 @@ class EventRecord:
     `key` identifies the event across redeliveries: Connect may deliver the same task more
     than once, and a retry must land on the same record instead of adding one. It is
     `request id:status:updated`, prefixed with `installation id/` for an installation's event.
+
+    Each field says how it is stored (see `record_fields`); the backends derive their
+    columns and documents from these lines.
     """
 
-    key: str
-    request_id: str
-    status: str
-    updated: str
-    event_type: str
-    asset_id: Optional[str]
-    product_id: Optional[str]
-    installation_id: Optional[str]
-    account_id: Optional[str]
-    received_at: datetime
-    request: Dict[str, Any] = field(repr=False)
-    # Both are maintained by the storage: a new record starts at 1 and at its received time.
-    delivery_count: int = 1
-    last_received_at: Optional[datetime] = None
-    #: `request` as compact JSON, encoded once when the record is built (empty when read back).
+    key: str = text(512)
+    request_id: str = text(128)
+    status: str = text(32)
+    updated: str = text(64)
+    event_type: str = text(128)
+    asset_id: Optional[str] = text(128, source=from_request('asset', 'id'))
+    product_id: Optional[str] = text(128, source=from_request('asset', 'product', 'id'))
+    installation_id: Optional[str] = text(128, source=from_installation('id'))
+    account_id: Optional[str] = text(128, source=from_installation('owner', 'id'))
+    received_at: datetime = moment()
+    # Maintained by the storage: a new record starts at its received time and at 1.
+    last_received_at: Optional[datetime] = moment(latest=True)
+    delivery_count: int = counter()
+    request: Dict[str, Any] = document()
+    #: `request` as compact JSON, encoded once when the record is built (empty when read
+    #: back); not a stored field of its own.
     request_json: str = field(default='', repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A new record was last received when it was first received.
         if self.last_received_at is None:
             object.__setattr__(self, 'last_received_at', self.received_at)
+
+
+#: (name, how it is stored) of every field the backends keep, in declaration order.
+STORED_FIELDS = stored_fields(EventRecord)
 
 
 def idempotency_key(
@@ -86,25 +96,20 @@ def build_record(
         )
     request_json = _json_text(request, request_id)
     updated = _updated_at(request, request_id)
-    asset = request.get('asset') if isinstance(request.get('asset'), dict) else {}
-    product = asset.get('product') if isinstance(asset.get('product'), dict) else {}
     installation = installation or {}
-    owner = installation.get('owner') if isinstance(installation.get('owner'), dict) else {}
-    received_at = received_at or utcnow()
+    taken = {name: stored.source(request, installation)
+             for name, stored in STORED_FIELDS if stored.source is not None}
     return EventRecord(
         key=idempotency_key(request_id, status, updated, installation.get('id')),
         request_id=request_id,
         status=status,
         updated=updated,
         event_type=event_type.name,
-        asset_id=asset.get('id'),
-        product_id=product.get('id'),
-        installation_id=installation.get('id'),
-        account_id=owner.get('id'),
-        received_at=received_at,
+        received_at=received_at or utcnow(),
         # Decoding the text is the fastest deep copy, and one the caller cannot change.
         request=json.loads(request_json),
         request_json=request_json,
+        **taken,
     )
 
 
