@@ -7,8 +7,8 @@ from connect_mongodb_example.variables import ConfigReader, Variable
 
 STORAGE_BACKENDS = Variable(
     'STORAGE_BACKENDS',
-    'Comma-separated storage backends every event is written to: '
-    + ', '.join(BACKENDS) + '.',
+    'Comma-separated backends each event is written to: '
+    + ', '.join(f'`{name}`' for name in BACKENDS) + '.',
     default='sql',
 )
 STORAGE_TIMEOUT_SECONDS = Variable(

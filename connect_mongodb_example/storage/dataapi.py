@@ -23,38 +23,42 @@ from connect_mongodb_example.variables import ConfigReader, Variable
 
 DATA_API_URL = Variable(
     'DATA_API_URL',
-    'Base URL of a Data-API-compatible server, the part before /action/...: '
-    'https://dataapi.example.com, or plain http on loopback or a service name: http://ferretdb:8080.',
+    'Base URL of a Data-API-compatible server (FerretDB, `localdev.dataapi_server`), before '
+    '`/action/...`; `https://`, plain `http://` only on loopback or a single-label service name '
+    'such as `http://ferretdb:8080`.',
     aliases=('DATA_API_ENDPOINT',),
 )
 DATA_API_KEY = Variable(
-    'DATA_API_KEY', 'Data API key, bearer token, or password (basic auth).', secure=True,
+    'DATA_API_KEY',
+    'API key, bearer token, or password for basic auth; printable ASCII, since it travels in an '
+    'HTTP header.', secure=True,
 )
 DATA_API_AUTH = Variable(
     'DATA_API_AUTH',
-    'How the key is sent: api-key (apiKey header), bearer (Authorization: Bearer) or '
-    'basic (DATA_API_USER and the key as password, e.g. FerretDB).',
+    '`api-key` (`apiKey` header), `bearer` or `basic`.',
     default='api-key',
 )
-DATA_API_USER = Variable('DATA_API_USER', 'User name for DATA_API_AUTH=basic.')
+DATA_API_USER = Variable('DATA_API_USER', 'User name, required when `DATA_API_AUTH` is `basic`.')
 DATA_API_DATA_SOURCE = Variable(
-    'DATA_API_DATA_SOURCE', 'Data source (cluster) name sent with every request.',
+    'DATA_API_DATA_SOURCE', '`dataSource` sent with each request.',
     default='mongodb-atlas', aliases=('CLUSTER',),
 )
 DATA_API_DATABASE = Variable(
-    'DATA_API_DATABASE', 'Database of the events.', default='connect_events', aliases=('DB',),
+    'DATA_API_DATABASE', 'Database of the events.',
+    default='connect_events', aliases=('DB',),
 )
 DATA_API_COLLECTION = Variable(
-    'DATA_API_COLLECTION', 'Collection of the events.', default='events',
+    'DATA_API_COLLECTION', 'Collection of the events.',
+    default='events',
     aliases=('HTTP_COLLECTION',),
 )
 DATA_API_TIMEOUT_SECONDS = Variable(
-    'DATA_API_TIMEOUT_SECONDS', 'Timeout of one HTTP request (connect, read, write).',
+    'DATA_API_TIMEOUT_SECONDS', 'Timeout of one HTTP request.',
     default='10',
 )
 DATA_API_RETRIES = Variable(
     'DATA_API_RETRIES',
-    'Retries of a request after a connection error, a timeout, 429 or 5xx.', default='3',
+    'Retries after a connection error, timeout, 429 or 5xx, 0 to 10.', default='3',
 )
 
 AUTH_MODES = ('api-key', 'bearer', 'basic')

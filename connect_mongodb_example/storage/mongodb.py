@@ -41,32 +41,36 @@ logger = logging.getLogger(__name__)
 
 MONGODB_URI = Variable(
     'MONGODB_URI',
-    'MongoDB connection string: mongodb+srv://user:password@cluster.example.mongodb.net/ '
-    '(Atlas) or mongodb://host:27017. Escape user and password with URL quoting.',
+    'MongoDB connection string, `mongodb+srv://user:password@cluster0.abcde.mongodb.net/` (Atlas) '
+    'or `mongodb://host:27017`; user and password URL-quoted. Wins over `DB_HOST`.',
     secure=True,
 )
 MONGODB_DATABASE = Variable(
-    'MONGODB_DATABASE', 'MongoDB database of the events.', default='connect_events',
+    'MONGODB_DATABASE', 'Database of the events.', default='connect_events',
     aliases=('DB',),
 )
 MONGODB_COLLECTION = Variable(
-    'MONGODB_COLLECTION', 'MongoDB collection of the events.', default='events',
+    'MONGODB_COLLECTION', 'Collection of the events.',
+    default='events',
     aliases=('DRIVER_COLLECTION',),
 )
 MONGODB_DRIVER = Variable(
-    'MONGODB_DRIVER', 'MongoDB driver: pymongo (asyncio client) or motor.', default='pymongo',
+    'MONGODB_DRIVER',
+    "`pymongo` (PyMongo's asyncio client) or `motor` (past its end of life).",
+    default='pymongo',
 )
 MONGODB_TIMEOUT_MS = Variable(
     'MONGODB_TIMEOUT_MS',
-    'Milliseconds to wait for a MongoDB server to be selected or connected.',
+    'Server selection and connect timeout of the MongoDB driver, 100 to 120000.',
     default='5000',
 )
 DB_HOST = Variable(
-    'DB_HOST', 'Tutorial form, used when MONGODB_URI is empty: Atlas host name '
-               '(cluster0.abcde.mongodb.net).',
+    'DB_HOST', 'Tutorial form, used when `MONGODB_URI` is empty: the Atlas host name only.',
 )
 DB_USER = Variable('DB_USER', 'Tutorial form: Atlas database user.')
-DB_PASSWORD = Variable('DB_PASSWORD', "Tutorial form: that user's password.", secure=True)
+DB_PASSWORD = Variable(
+    'DB_PASSWORD', "Tutorial form: that user's password (quoted for you).", secure=True,
+)
 
 DRIVERS = ('pymongo', 'motor')
 SCHEMES = ('mongodb', 'mongodb+srv')

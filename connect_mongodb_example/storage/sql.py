@@ -43,8 +43,8 @@ Parameter = Callable[[EventRecord], Any]
 
 DATABASE_URL = Variable(
     'DATABASE_URL',
-    'SQL database in peewee URL form: sqlite:///relative/path.sqlite3, '
-    'sqlite:////absolute/path.sqlite3 or postgresql://user:password@host:5432/dbname.',
+    'SQL database, peewee URL form: `sqlite:///relative.sqlite3`, `sqlite:////absolute.sqlite3`, '
+    '`postgresql://user:password@host:5432/db`.',
     default='sqlite:///data/events.sqlite3',
     secure=True,
 )
