@@ -10,10 +10,10 @@ import pytest
 from bson import json_util
 
 from connect_mongodb_example.storage import mongo_documents
-from localdev import bench
-from localdev.bench_dataapi import RawDataApiWork
-from localdev.bench_sql import capture_upsert, upsert_parameters
-from localdev.bench_workloads import EventFactory
+from localdev.bench import cli as bench
+from localdev.bench.dataapi import RawDataApiWork
+from localdev.bench.sql import capture_upsert, upsert_parameters
+from localdev.bench.workloads import EventFactory
 from tests.support.records import purchase_record, summary
 
 ROW = re.compile(r'^(\S+)\s+(\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)$')

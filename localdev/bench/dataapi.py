@@ -18,7 +18,7 @@ import httpx
 from bson import json_util
 
 from connect_mongodb_example.storage.dataapi_client import MAX_CONNECTIONS
-from localdev.bench_workloads import EventFactory
+from localdev.bench.workloads import EventFactory
 
 API_KEY = 'bench-local-key'
 DATA_SOURCE = 'mongodb-atlas'
