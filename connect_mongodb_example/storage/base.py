@@ -2,8 +2,8 @@
 from abc import ABC, abstractmethod
 from typing import ClassVar, Hashable, List, Optional, Tuple
 
-from connect_mongodb_example.config import ConfigReader, Variable
-from connect_mongodb_example.records import EventRecord
+from connect_mongodb_example.event_record import EventRecord
+from connect_mongodb_example.variables import ConfigReader, Variable
 
 
 class EventStore(ABC):

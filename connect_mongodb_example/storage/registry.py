@@ -1,4 +1,4 @@
-"""One store per backend and settings, per process.
+"""Store lifetime: one store per backend and settings, per process, closed on shutdown.
 
 The runner builds a new application instance for every task, so stores cannot live on the
 instance: they live here, created on first use and closed by `close_all` on shutdown.
@@ -14,6 +14,8 @@ from collections import Counter
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Dict, Hashable, List, Sequence, Set, Tuple
 
+from connect_mongodb_example.settings import Settings
+from connect_mongodb_example.storage import BACKENDS
 from connect_mongodb_example.storage.base import EventStore
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,13 @@ _in_flight: Counter = Counter()
 _superseded: Set[StoreKey] = set()
 # Closes under way, referenced so that they are not garbage-collected before they finish.
 _closing: Set[asyncio.Task] = set()
+
+
+def stores_for(settings: Settings, owner: Hashable = None) -> List[EventStore]:
+    """The process-wide stores of the backends `settings` selects, in their order; `owner`
+    (an installation id) now uses them."""
+    return [get_store(BACKENDS[name], options, owner)
+            for name, options in settings.backend_settings]
 
 
 def get_store(backend: type, settings: Hashable, owner: Hashable = None) -> EventStore:
@@ -84,10 +93,6 @@ async def _close(store: EventStore, why: str) -> None:
         logger.info('Closed %s: %s', store.describe(), why)
     except Exception:
         logger.exception('Could not close the %s store', store.describe())
-
-
-def open_stores() -> List[EventStore]:
-    return list(_stores.values())
 
 
 async def close_all() -> None:

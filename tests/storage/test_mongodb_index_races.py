@@ -5,12 +5,12 @@ import pytest
 from mongomock_motor import AsyncMongoMockCollection
 from pymongo.errors import OperationFailure
 
-from connect_mongodb_example.config import ConfigReader
 from connect_mongodb_example.errors import StorageRejected
-from connect_mongodb_example.records import build_record
 from connect_mongodb_example.storage.mongo_documents import KEY_INDEX_NAME
 from connect_mongodb_example.storage.mongodb import MongoEventStore
+from connect_mongodb_example.variables import ConfigReader
 from tests.storage.mongo_fakes import FakeMongo
+from tests.support.records import purchase_record
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def test_another_process_creating_the_index_is_waited_out(
 ):
     store, fake = store
     calls = answer_first(monkeypatch, OperationFailure(name, code))
-    record = build_record(purchase_request())
+    record = purchase_record(purchase_request())
     assert await store.save(record) == 1
     assert calls[:2] == [KEY_INDEX_NAME, KEY_INDEX_NAME]
     assert fake.collection().index_information()[KEY_INDEX_NAME]['unique'] is True
@@ -57,5 +57,5 @@ async def test_a_race_that_never_settles_is_reported(store, monkeypatch, purchas
     store, fake = store
     answer_first(monkeypatch, *[OperationFailure('IndexBuildAlreadyInProgress', 325)] * 10)
     with pytest.raises(StorageRejected, match='code 325'):
-        await store.save(build_record(purchase_request()))
+        await store.save(purchase_record(purchase_request()))
     assert fake.collection().count_documents({}) == 0

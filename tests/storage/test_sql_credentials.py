@@ -12,10 +12,10 @@ import pytest
 from psycopg2 import sql
 
 from connect_mongodb_example.errors import ConfigurationError, StorageUnavailable
-from connect_mongodb_example.recorder import record_event
-from connect_mongodb_example.records import build_record
 from connect_mongodb_example.storage.sql import SqlEventStore, SqlSettings
+from tests.support.delivery import deliver
 from tests.support.postgres import ThrowawayPostgres, run_sql
+from tests.support.records import purchase_record
 
 pytestmark = pytest.mark.postgres
 
@@ -61,7 +61,7 @@ async def test_a_quoted_generated_password_reaches_the_server_decoded(
 ):
     user, database = app
     store = SqlEventStore(SqlSettings(url_of(server, user, APP_PASSWORD, database), 2))
-    record = build_record(purchase_request())
+    record = purchase_record(purchase_request())
     try:
         assert await store.save(record) == 1
         assert await store.save(record) == 2
@@ -90,7 +90,7 @@ async def test_refused_credentials_are_a_configuration_problem(
     store = SqlEventStore(SqlSettings(url_of(server, user, password, database), 1))
     try:
         with pytest.raises(ConfigurationError) as raised:
-            await store.save(build_record(purchase_request()))
+            await store.save(purchase_record(purchase_request()))
     finally:
         await store.close()
     assert raised.value.variable == 'DATABASE_URL'
@@ -110,7 +110,7 @@ async def test_a_missing_privilege_is_a_configuration_problem(server, app, purch
         store = SqlEventStore(SqlSettings(url_of(server, reader, APP_PASSWORD, database), 1))
         try:
             with pytest.raises(ConfigurationError, match='permission denied for schema public'):
-                await store.save(build_record(purchase_request()))
+                await store.save(purchase_record(purchase_request()))
         finally:
             await store.close()
         assert run_sql(server.url(database),
@@ -125,7 +125,7 @@ async def test_a_stopped_server_is_still_an_outage(purchase_request):
     try:
         store = SqlEventStore(SqlSettings(stopped.url(), 1))
         with pytest.raises(StorageUnavailable):
-            await store.save(build_record(purchase_request()))
+            await store.save(purchase_record(purchase_request()))
         await store.close()
     finally:
         stopped.destroy()
@@ -139,7 +139,7 @@ async def test_the_event_waits_for_the_fix_with_an_error_naming_the_variable(
     request = purchase_request()
     wrong = {'DATABASE_URL': url_of(server, user, 'not-it/%', database)}
     with caplog.at_level(logging.INFO), pytest.raises(ConfigurationError):
-        await record_event(request, config=wrong, logger=logger)
+        await deliver(request, wrong, logger)
     [error] = [entry for entry in caplog.records if entry.levelno >= logging.WARNING]
     assert error.levelno == logging.ERROR
     assert 'DATABASE_URL' in error.getMessage()
@@ -148,7 +148,7 @@ async def test_the_event_waits_for_the_fix_with_an_error_naming_the_variable(
     assert 'rescheduled' not in caplog.text
 
     fixed = {'DATABASE_URL': url_of(server, user, APP_PASSWORD, database)}
-    response = await record_event(request, config=fixed, logger=logger)
+    response = await deliver(request, fixed, logger)
     assert response.status == 'success'
     assert run_sql(server.url(database), 'SELECT delivery_count FROM connect_events') == [(1,)]
 

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 from pymongo import MongoClient
 
-from connect_mongodb_example.recorder import record_event, stores_for
 from connect_mongodb_example.settings import load_settings
-from connect_mongodb_example.storage.registry import get_store, in_use, open_stores
+from connect_mongodb_example.storage.registry import get_store, in_use, stores_for
 from tests.support.connections import established_to, settled
+from tests.support.delivery import deliver, open_stores
 from tests.support.fake_store import FakeSettings
 from tests.support.postgres import run_sql
 
@@ -30,8 +30,7 @@ async def until(condition) -> None:
 async def deliver_after_each_change(configs, purchase_request, installation, logger):
     for number, config in enumerate(configs):
         request = purchase_request(f'PR-0000-0000-0000-{number:03d}')
-        response = await record_event(request, config=config, logger=logger,
-                                      installation=installation)
+        response = await deliver(request, config, logger, installation)
         assert response.status == 'success'
 
 

@@ -10,10 +10,9 @@ import multiprocessing
 import traceback
 from typing import Any, Dict, List, Mapping, Sequence
 
-from connect_mongodb_example.recorder import stores_for
-from connect_mongodb_example.records import build_record
 from connect_mongodb_example.settings import load_settings
-from connect_mongodb_example.storage.registry import close_all
+from connect_mongodb_example.storage.registry import close_all, stores_for
+from tests.support.records import purchase_record
 
 START_TIMEOUT_SECONDS = 120
 
@@ -46,7 +45,7 @@ def _save_all(config: Dict[str, str], requests: List[Dict[str, Any]], barrier: A
               results: Any) -> None:
     try:
         stores = stores_for(load_settings(config))
-        records = [build_record(request, installation={'id': 'EIN-CONCURRENT'})
+        records = [purchase_record(request, installation={'id': 'EIN-CONCURRENT'})
                    for request in requests]
         barrier.wait(timeout=START_TIMEOUT_SECONDS)
         results.put(asyncio.run(_save(stores, records)))
