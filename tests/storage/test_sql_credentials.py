@@ -175,6 +175,6 @@ async def test_too_many_connections_is_still_an_outage(server, app, purchase_req
     store = SqlEventStore(SqlSettings(url_of(server, user, APP_PASSWORD, database), 1))
     try:
         with pytest.raises(StorageUnavailable, match='too many connections for role'):
-            await store.save(build_record(purchase_request()))
+            await store.save(purchase_record(purchase_request()))
     finally:
         await store.close()
