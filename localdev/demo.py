@@ -14,6 +14,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -327,7 +328,9 @@ def report_lines(rows: List[StoredEvent], header: bool = True) -> List[str]:
         events = [f'{row.delivery.event.request_id} ({row.delivery.event.status})'
                   for row in rows if error in _reasons(row)]
         lines.append(f'  [{number}] {error}')
-        lines.append(f'      events: {", ".join(events)}')
+        lines.extend(_hints(error))
+        shown = 'all' if len(events) == len(rows) > 1 else ', '.join(events)
+        lines.append(f'      events: {shown}')
     if any(result.result == 'reschedule' for row in rows for result in row.delivery.results):
         lines.append('  reschedule: Connect would deliver the event again after the countdown; '
                      'the emulation does not.')
@@ -391,12 +394,36 @@ def _short_reason(row: StoredEvent, errors: List[str]) -> str:
     if not reasons:
         return ''
     reason = reasons[0]
-    first_line = reason.splitlines()[0]
-    if first_line == reason and len(reason) <= REASON_WIDTH:
+    short = _shorten(reason)
+    if short == reason:
         return reason
     if reason not in errors:
         errors.append(reason)
-    return f'{first_line[:REASON_WIDTH - 3].rstrip()}... [{errors.index(reason) + 1}]'
+    return f'{short} [{errors.index(reason) + 1}]'
+
+
+def _shorten(reason: str) -> str:
+    """The telling part of an error: without the backend's description (the header and the
+    whole error below name it), the server's own verdict when a driver wraps one, cut to
+    REASON_WIDTH."""
+    text = reason.splitlines()[0]
+    text = re.sub(r'^((?:\w+: )?(?:cannot read back: )?)\w+ \([^)]*\): ', r'\1', text)
+    verdict = re.search(r'\b(?:FATAL|ERROR):\s+(.+)$', text)
+    if verdict:
+        text = verdict.group(1)
+    return text if len(text) <= REASON_WIDTH else f'{text[:REASON_WIDTH - 3].rstrip()}...'
+
+
+def _hints(error: str) -> List[str]:
+    """What to do about an error a new user meets first: a PostgreSQL database not created."""
+    missing = re.search(r'postgresql://(?:([^:@/]+)[^@/]*@)?([^:/]+)(?::(\d+))?/\S*?\): .*'
+                        r'database "([^"]+)" does not exist', error)
+    if not missing:
+        return []
+    user, host, port, database = missing.groups()
+    options = f'-h {host}' + (f' -p {port}' if port and port != '5432' else '') + \
+        (f' -U {user}' if user else '')
+    return [f'      create it first: createdb {options} {database}']
 
 
 def print_report(rows: List[StoredEvent], header: bool = True) -> None:

@@ -150,12 +150,30 @@ def test_a_long_error_is_cut_short_in_the_table_and_shown_whole_once(purchase_re
 
     assert len(lines) == 8 + 2  # one line per event, then the error and its events
     for line in lines[:8]:
-        assert line.endswith('... [1]')
-        assert 'retry: mongodb (127.0.0.1:1/connect_events.events' in line
-        assert len(line) < 140
+        assert line.endswith('retry: No servers found yet, Timeout: 5.0s, Topology Desc... [1]')
     assert lines[8] == f'  [1] retry: {topology}'
-    assert lines[9] == '      events: ' + ', '.join(f'PR-{n} (pending)' for n in range(8))
+    assert lines[9] == '      events: all'
     assert sum(topology in line for line in lines) == 1
+
+
+def test_a_missing_postgresql_database_is_named_with_the_command_that_creates_it(
+    purchase_request,
+):
+    error = ('cannot read back: sql (postgresql://postgres@127.0.0.1:5432/nosuch): connection '
+             'to server at "127.0.0.1", port 5432 failed: FATAL:  database "nosuch" does not '
+             'exist')
+    rows = [StoredEvent(Delivery(Event(purchase_request(f'PR-{n}', 'pending')),
+                                 [result(f'TQ-{n}', 'reschedule')]), {'sql': None}, problem=error)
+            for n in range(2)]
+
+    lines = demo.report_lines(rows, header=False)
+
+    assert lines[0].endswith('NOT STORED  reschedule  database "nosuch" does not exist [1]')
+    assert lines[2:5] == [
+        f'  [1] {error}',
+        '      create it first: createdb -h 127.0.0.1 -U postgres nosuch',
+        '      events: all',
+    ]
 
 
 def result(task_id, outcome, message=None):
