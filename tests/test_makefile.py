@@ -121,14 +121,26 @@ def test_poetry_needs_python_3_10_and_says_how_to_give_it_one(project, tmp_path)
     assert not (project / '.venv').exists()
 
 
+def poetry_python() -> str:
+    """An interpreter Poetry runs on (3.10+): this one, or on 3.9 another from PATH."""
+    for python in (sys.executable, 'python3.12', 'python3.11', 'python3.10'):
+        completed = subprocess.run(
+            [python, '-c', 'import sys; print(sys.version_info >= (3, 10))'],
+            capture_output=True, text=True, check=False,
+        )
+        if completed.stdout.strip() == 'True':
+            return shutil.which(python) or python
+    pytest.skip('no Python 3.10 or later for Poetry here')
+
+
 @pytest.fixture
 def fake_poetry(project) -> Path:
-    """.tools made by this interpreter, as the Makefile makes it, holding a stand-in for
-    Poetry that records its arguments."""
-    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(project / '.tools')],
+    """.tools made as the Makefile makes it, holding a stand-in for Poetry that records its
+    arguments."""
+    subprocess.run([poetry_python(), '-m', 'venv', '--without-pip', str(project / '.tools')],
                    check=True)
     completed = make(project, '.tools/.python', f'PYTHON={sys.executable}',
-                     f'POETRY_PYTHON={sys.executable}')
+                     f'POETRY_PYTHON={poetry_python()}')
     assert completed.returncode == 0, completed.stderr
     assert 'Rebuilding' not in completed.stdout
     calls = project / 'poetry.calls'
@@ -146,7 +158,7 @@ def test_a_venv_made_by_another_python_is_rebuilt_with_the_one_asked_for(project
     old_python.parent.mkdir(parents=True)
     old_python.write_text('#!/bin/sh\necho 3 13 0 /elsewhere\n')
     old_python.chmod(0o755)
-    arguments = ('install', f'PYTHON={sys.executable}', f'POETRY_PYTHON={sys.executable}')
+    arguments = ('install', f'PYTHON={sys.executable}', f'POETRY_PYTHON={poetry_python()}')
 
     completed = make(project, *arguments)
 
