@@ -308,6 +308,7 @@ async def _deliver_file(emulator: ConnectEmulator, path: Path) -> None:
 #: runner reports `done()` as "success". The table uses README's words.
 OUTCOME_NAMES = {'success': 'done'}
 REASON_WIDTH = 60
+COLUMNS = ('request', 'status', 'installation', 'account', 'stored', 'outcome', 'reason')
 
 
 def report_lines(rows: List[StoredEvent], header: bool = True) -> List[str]:
@@ -336,8 +337,6 @@ def report_lines(rows: List[StoredEvent], header: bool = True) -> List[str]:
                      'the emulation does not.')
     return lines
 
-
-COLUMNS = ('request', 'status', 'installation', 'account', 'stored', 'outcome', 'reason')
 
 
 def _stored_title(rows: List[StoredEvent]) -> str:
