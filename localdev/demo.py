@@ -2,25 +2,28 @@
 
 Starts the Connect emulation and `cextrun`, delivers every event file of demo/events/,
 waits for every result, stops the runner, then reads back what the extension stored
-(through its own storage interface) and prints it. Exits 1 if an event was not stored.
+(through its own storage interface) and prints it. Exits 1 if an event that should have been
+stored was not (an event its input says to skip or fail is not a failure), 2 on bad input.
 
     python -m localdev.demo --help
 """
 import argparse
 import asyncio
 import contextlib
+import difflib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 from urllib.parse import urlsplit
 
 from connect_mongodb_example.errors import ConfigurationError
-from connect_mongodb_example.settings import load_settings, variable_declarations
+from connect_mongodb_example.settings import all_variables, load_settings, variable_declarations
 from localdev import mongodb_server
 from localdev.connect_emulator import (
     ConnectEmulator,
@@ -107,8 +110,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def load_variables(path: Path, assignments: Sequence[str] = ()) -> Dict[str, str]:
-    """The variables file (a JSON object of strings) plus NAME=VALUE assignments."""
+def load_variables(
+    path: Path, assignments: Sequence[str] = (), warn: Optional[Callable[[str], None]] = None,
+) -> Dict[str, str]:
+    """The variables file (a JSON object of strings) plus NAME=VALUE assignments. A name the
+    extension does not read is passed on all the same, with a warning naming the nearest
+    one it reads: a misspelt name would otherwise leave its default in force, silently."""
+    warn = warn or _print_warning
     try:
         document = json.loads(path.read_text(encoding='utf-8'))
     except OSError as error:
@@ -122,12 +130,28 @@ def load_variables(path: Path, assignments: Sequence[str] = ()) -> Dict[str, str
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise DemoError(f'variables file {path}: {name} must be a string, got {value!r}')
         variables[name] = str(value)
+    _warn_undeclared(document, f'variables file {path}', warn)
     for assignment in assignments:
         name, equals, value = assignment.partition('=')
         if not equals or not name.strip():
             raise DemoError(f'--set {assignment!r}: expected NAME=VALUE')
         variables[name.strip()] = value
+        _warn_undeclared([name.strip()], f'--set {name.strip()}', warn)
     return variables
+
+
+def _warn_undeclared(names: Iterable[str], where: str, warn: Callable[[str], None]) -> None:
+    known = [name for variable in all_variables() for name in (variable.name, *variable.aliases)]
+    for name in names:
+        if name in known:
+            continue
+        nearest = difflib.get_close_matches(name, known, n=1)
+        hint = f' (did you mean {nearest[0]}?)' if nearest else ''
+        warn(f'{where}: {name} is not a variable of the extension{hint}; nothing reads it')
+
+
+def _print_warning(message: str) -> None:
+    print(f'Warning: {message}', file=sys.stderr)
 
 
 def check_variables(variables: Dict[str, str]) -> None:
@@ -216,10 +240,17 @@ async def run(options: argparse.Namespace) -> int:
     rows = await read_back(delivered, emulator.effective_variables())
     print_report(rows)
     _warn_unknown_calls(emulator)
-    if all(row.stored for row in rows):
-        return 0
-    print_log_excerpt(log_path, problems_only=True)
-    return 1
+    code = exit_code(rows)
+    if code:
+        print(f"Not every event that should be stored was; the runner's side is in {log_path}.",
+              file=sys.stderr)
+    return code
+
+
+def exit_code(rows: List[StoredEvent]) -> int:
+    """0 when every event got the outcome its input calls for (a draft request skipped is
+    right), 1 when an event that should have been stored was not."""
+    return 1 if any(row.missing for row in rows) else 0
 
 
 def print_log_excerpt(log_path: Path, problems_only: bool) -> None:
@@ -281,53 +312,125 @@ async def _deliver_file(emulator: ConnectEmulator, path: Path) -> None:
 
 # -- the report -------------------------------------------------------------------------------
 
-COLUMNS = ('request', 'status', 'installation', 'account', 'stored', 'task results')
+#: README's outcome table calls a task result by the BackgroundResponse that makes it; the
+#: runner reports `done()` as "success". The table uses README's words.
+OUTCOME_NAMES = {'success': 'done'}
+REASON_WIDTH = 60
+COLUMNS = ('request', 'status', 'installation', 'account', 'stored', 'outcome', 'reason')
 
 
 def report_lines(rows: List[StoredEvent], header: bool = True) -> List[str]:
-    table = [_cells(row) for row in rows]
+    """The table, one short reason per event; below it, each whole error once."""
+    errors: List[str] = []  # numbered by position: the table refers to them as [n]
+    table = [_cells(row, errors) for row in rows]
+    columns = (*COLUMNS[:4], _stored_title(rows), *COLUMNS[5:])
     widths = [max([len(title)] + [len(cells[i]) for cells in table])
-              for i, title in enumerate(COLUMNS)]
+              for i, title in enumerate(columns)]
     lines = []
     if header:
         lines.append('  '.join(
-            title.ljust(width) for title, width in zip(COLUMNS, widths)).rstrip())
+            title.ljust(width) for title, width in zip(columns, widths)).rstrip())
         lines.append('  '.join('-' * width for width in widths))
     lines.extend('  '.join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
                  for cells in table)
-    for row in rows:
-        lines.extend(_notes(row))
+    for number, error in enumerate(errors, 1):
+        events = [f'{row.delivery.event.request_id} ({row.delivery.event.status})'
+                  for row in rows if error in _reasons(row)]
+        lines.append(f'  [{number}] {error}')
+        lines.extend(_hints(error))
+        shown = 'all' if len(events) == len(rows) > 1 else ', '.join(events)
+        lines.append(f'      events: {shown}')
+    if any(result.result == 'reschedule' for row in rows for result in row.delivery.results):
+        lines.append('  reschedule: Connect would deliver the event again after the countdown; '
+                     'the emulation does not.')
     return lines
 
 
-def _cells(row: StoredEvent) -> List[str]:
+
+def _stored_title(rows: List[StoredEvent]) -> str:
+    """'stored', or with several backends the order of the counts: 'stored (sql / mongodb)'."""
+    names = next((list(row.records) for row in rows if row.records), [])
+    if len(names) < 2:
+        return 'stored'
+    return f'stored ({" / ".join(_backend_name(name) for name in names)})'
+
+
+def _backend_name(description: str) -> str:
+    return description.split(' ', 1)[0]
+
+
+def _cells(row: StoredEvent, errors: List[str]) -> List[str]:
     event = row.delivery.event
-    counts = [
-        'NOT STORED' if record is None else f'{record.delivery_count}x'
-        for record in row.records.values()
-    ] or ['NOT STORED']
+    if row.expected != 'done' and not row.records:
+        counts = ['-']
+    else:
+        counts = [
+            'NOT STORED' if record is None else f'{record.delivery_count}x'
+            for record in row.records.values()
+        ] or ['NOT STORED']
+    outcomes = ', '.join(OUTCOME_NAMES.get(result.result, result.result)
+                         for result in row.delivery.results)
     return [
         event.request_id, event.status, event.installation_id or '-', event.account_id or '-',
-        ' / '.join(counts), ', '.join(result.result for result in row.delivery.results),
+        ' / '.join(counts), outcomes, _short_reason(row, errors),
     ]
 
 
-def _notes(row: StoredEvent) -> List[str]:
-    event = row.delivery.event
-    notes = [f'  ! {event.request_id} ({event.status}): {row.problem}'] if row.problem else []
+def _reasons(row: StoredEvent) -> List[str]:
+    """Why the event got its outcome, the most telling first: the extension's or the
+    runner's message, then what reading it back said. None when it was simply stored."""
+    reasons = []
+    outcomes = {result.result for result in row.delivery.results}
+    if row.expected != 'done' and outcomes <= {row.expected}:
+        reasons.append(f'as expected: {row.expected_reason}')
     for result in row.delivery.results:
-        if result.result == 'success':
+        if result.result in ('success', 'reschedule') or result.result == row.expected:
             continue
-        if result.result == 'reschedule':
-            detail = (f'Connect would deliver it again in {result.countdown}s '
-                      f'(the emulation does not)')
-        else:
-            # For a retry the message is a traceback: its last line names the error.
-            lines = (result.message or '').strip().splitlines()
-            detail = lines[-1][:200] if lines else '(no message)'
-        notes.append(f'  ! {event.request_id} ({event.status}) task {result.task_id} '
-                     f'{result.result}: {detail}')
-    return notes
+        # For a retry the message is a traceback: its last line names the error.
+        lines = (result.message or '').strip().splitlines()
+        reasons.append(f'{result.result}: {lines[-1] if lines else "(no message)"}')
+    if row.problem:
+        reasons.append(row.problem)
+    if row.missing and not reasons:
+        reasons.append('not found in storage after the runner answered')
+    return list(dict.fromkeys(reasons))
+
+
+def _short_reason(row: StoredEvent, errors: List[str]) -> str:
+    reasons = _reasons(row)
+    if not reasons:
+        return ''
+    reason = reasons[0]
+    short = _shorten(reason)
+    if short == reason:
+        return reason
+    if reason not in errors:
+        errors.append(reason)
+    return f'{short} [{errors.index(reason) + 1}]'
+
+
+def _shorten(reason: str) -> str:
+    """The telling part of an error: without the backend's description (the header and the
+    whole error below name it), the server's own verdict when a driver wraps one, cut to
+    REASON_WIDTH."""
+    text = reason.splitlines()[0]
+    text = re.sub(r'^((?:\w+: )?(?:cannot read back: )?)\w+ \([^)]*\): ', r'\1', text)
+    verdict = re.search(r'\b(?:FATAL|ERROR):\s+(.+)$', text)
+    if verdict:
+        text = verdict.group(1)
+    return text if len(text) <= REASON_WIDTH else f'{text[:REASON_WIDTH - 3].rstrip()}...'
+
+
+def _hints(error: str) -> List[str]:
+    """What to do about an error a new user meets first: a PostgreSQL database not created."""
+    missing = re.search(r'postgresql://(?:([^:@/]+)[^@/]*@)?([^:/]+)(?::(\d+))?/\S*?\): .*'
+                        r'database "([^"]+)" does not exist', error)
+    if not missing:
+        return []
+    user, host, port, database = missing.groups()
+    options = f'-h {host}' + (f' -p {port}' if port and port != '5432' else '') + \
+        (f' -U {user}' if user else '')
+    return [f'      create it first: createdb {options} {database}']
 
 
 def print_report(rows: List[StoredEvent], header: bool = True) -> None:
@@ -336,10 +439,25 @@ def print_report(rows: List[StoredEvent], header: bool = True) -> None:
     print('\n'.join(report_lines(rows, header)))
     if not header:
         return
-    stores: Set[str] = {name for row in rows for name in row.records}
-    stored = sum(row.stored for row in rows)
-    print(f'\n{stored} of {len(rows)} events stored in {", ".join(sorted(stores)) or "-"}; '
-          f'"stored" is the delivery count the storage keeps for the event.')
+    print(f'\n{summary(rows)}')
+
+
+def summary(rows: List[StoredEvent]) -> str:
+    """How many of the events that should be stored were, where, and what else happened."""
+    stores = list(dict.fromkeys(name for row in rows for name in row.records))
+    to_store = [row for row in rows if row.expected == 'done']
+    stored = sum(row.stored for row in to_store)
+    others = {
+        outcome: sum(row.expected == outcome for row in rows) for outcome in ('skip', 'fail')
+    }
+    text = f'{stored} of {len(to_store)} events stored in {", ".join(stores) or "-"}'
+    for outcome, verb in (('skip', 'skipped'), ('fail', 'failed')):
+        if others[outcome]:
+            text += f'; {others[outcome]} {verb} as {"its" if others[outcome] == 1 else "their"} ' \
+                    f'input calls for'
+    return (f'{text}.\n"stored" is the delivery count the storage keeps for the event; '
+            f'"outcome" the task result of each\ndelivery, in the words of README\'s outcome '
+            f'table ("done" is what the runner reports as "success").')
 
 
 def _warn_unknown_calls(emulator: ConnectEmulator) -> None:

@@ -69,7 +69,7 @@ def test_clearing_removes_the_scratch_database_files(monkeypatch, tmp_path):
     assert sorted(path.name for path in tmp_path.rglob('*.sqlite3*')) == ['keep.sqlite3']
 
 
-def test_the_report_shows_each_event_its_stored_count_and_results(
+def test_the_report_shows_each_event_its_stored_count_and_outcome(
     purchase_request, installation,
 ):
     stored_event = Event(purchase_request('PR-1', 'approved'), installation, deliveries=2)
@@ -83,19 +83,97 @@ def test_the_report_shows_each_event_its_stored_count_and_results(
         ),
         StoredEvent(
             Delivery(skipped, [result('TQ-3', 'skip', 'The request status does not match')]),
-            {'sql (sqlite:///x)': None},
+            {}, expected='skip', expected_reason="status 'draft' is not subscribed",
         ),
     ]
 
     lines = demo.report_lines(rows)
 
     assert lines[0].split() == ['request', 'status', 'installation', 'account', 'stored',
-                                'task', 'results']
+                                'outcome', 'reason']
     assert lines[2].split() == ['PR-1', 'approved', installation['id'],
-                                installation['owner']['id'], '2x', 'success,', 'success']
-    assert lines[3].split()[:6] == ['PR-2', 'draft', '-', '-', 'NOT', 'STORED']
-    assert lines[4] == ('  ! PR-2 (draft) task TQ-3 skip: The request status does not match')
-    assert [row.stored for row in rows] == [True, False]
+                                installation['owner']['id'], '2x', 'done,', 'done']
+    assert lines[3].split(maxsplit=6) == [
+        'PR-2', 'draft', '-', '-', '-', 'skip', "as expected: status 'draft' is not subscribed",
+    ]
+    assert len(lines) == 4
+
+
+def test_an_event_its_input_says_to_skip_or_fail_is_no_failure(purchase_request):
+    stored = StoredEvent(Delivery(Event(purchase_request('PR-1', 'pending')),
+                                  [result('TQ-1', 'success')]),
+                         {'sql': purchase_record(purchase_request('PR-1', 'pending'))})
+    skipped = StoredEvent(Delivery(Event(purchase_request('PR-2', 'draft')),
+                                   [result('TQ-2', 'skip')]), {}, expected='skip')
+    refused = StoredEvent(Delivery(Event({'id': 'PR-3', 'status': 'pending'}),
+                                   [result('TQ-3', 'fail', 'no updated time')]),
+                          {}, expected='fail')
+    lost = StoredEvent(Delivery(Event(purchase_request('PR-4', 'pending')),
+                                [result('TQ-4', 'reschedule')]), {'sql': None})
+
+    assert demo.exit_code([stored, skipped, refused]) == 0
+    assert demo.exit_code([stored, skipped, refused, lost]) == 1
+    assert demo.summary([stored, skipped, refused, lost]).startswith(
+        '1 of 2 events stored in sql; 1 skipped as its input calls for; '
+        '1 failed as its input calls for.',
+    )
+
+
+def test_two_backends_are_named_in_the_order_of_storage_backends(purchase_request):
+    record = purchase_record(purchase_request('PR-1', 'pending'))
+    row = StoredEvent(Delivery(Event(purchase_request('PR-1', 'pending')),
+                               [result('TQ-1', 'success')]),
+                      {'sql (sqlite:///x)': record, 'mongodb (h/db.events via pymongo)': None})
+
+    lines = demo.report_lines([row])
+
+    assert 'stored (sql / mongodb)' in lines[0]
+    assert '1x / NOT STORED' in lines[2]
+    assert demo.summary([row]).startswith(
+        '0 of 1 events stored in sql (sqlite:///x), mongodb (h/db.events via pymongo).',
+    )
+
+
+def test_a_long_error_is_cut_short_in_the_table_and_shown_whole_once(purchase_request):
+    topology = ('mongodb (127.0.0.1:1/connect_events.events via pymongo): No servers found '
+                'yet, Timeout: 5.0s, Topology Description: <TopologyDescription '
+                + 'x' * 700 + '>')
+    rows = [
+        StoredEvent(Delivery(Event(purchase_request(f'PR-{n}', 'pending')),
+                             [result(f'TQ-{n}', 'retry',
+                                     f'Traceback (most recent call last):\n  ...\n{topology}')]),
+                    {'mongodb': None}, problem=f'cannot read back: {topology}')
+        for n in range(8)
+    ]
+
+    lines = demo.report_lines(rows, header=False)
+
+    assert len(lines) == 8 + 2  # one line per event, then the error and its events
+    for line in lines[:8]:
+        assert line.endswith('retry: No servers found yet, Timeout: 5.0s, Topology Desc... [1]')
+    assert lines[8] == f'  [1] retry: {topology}'
+    assert lines[9] == '      events: all'
+    assert sum(topology in line for line in lines) == 1
+
+
+def test_a_missing_postgresql_database_is_named_with_the_command_that_creates_it(
+    purchase_request,
+):
+    error = ('cannot read back: sql (postgresql://postgres@127.0.0.1:5432/nosuch): connection '
+             'to server at "127.0.0.1", port 5432 failed: FATAL:  database "nosuch" does not '
+             'exist')
+    rows = [StoredEvent(Delivery(Event(purchase_request(f'PR-{n}', 'pending')),
+                                 [result(f'TQ-{n}', 'reschedule')]), {'sql': None}, problem=error)
+            for n in range(2)]
+
+    lines = demo.report_lines(rows, header=False)
+
+    assert lines[0].endswith('NOT STORED  reschedule  database "nosuch" does not exist [1]')
+    assert lines[2:5] == [
+        f'  [1] {error}',
+        '      create it first: createdb -h 127.0.0.1 -U postgres nosuch',
+        '      events: all',
+    ]
 
 
 def result(task_id, outcome, message=None):
@@ -114,19 +192,50 @@ def test_bad_event_files_stop_the_demo_before_anything_starts(tmp_path, capsys):
     assert "bad.json: the request needs a non-empty string 'status'" in capsys.readouterr().err
 
 
-def test_notes_say_why_a_task_did_not_succeed(purchase_request):
+def test_the_reason_says_why_a_task_did_not_succeed(purchase_request):
     event = Event(purchase_request('PR-3', 'pending'))
-    row = StoredEvent(Delivery(event, [
+    rescheduled = StoredEvent(Delivery(event, [
         TaskResult('TQ-4', 'PR-3', None, 'reschedule', countdown=30),
+    ]), {'sql': None}, problem='cannot read back: sql: no answer within 10s')
+    retried = StoredEvent(Delivery(event, [
         TaskResult('TQ-5', 'PR-3', None, 'retry',
                    message='Traceback (most recent call last):\n  ...\nStorageRejected: denied'),
     ]), {'sql': None})
 
-    assert demo.report_lines([row], header=False)[1:] == [
-        '  ! PR-3 (pending) task TQ-4 reschedule: Connect would deliver it again in 30s '
-        '(the emulation does not)',
-        '  ! PR-3 (pending) task TQ-5 retry: StorageRejected: denied',
-    ]
+    lines = demo.report_lines([rescheduled, retried], header=False)
+
+    assert lines[0].endswith('NOT STORED  reschedule  cannot read back: sql: no answer within 10s')
+    assert lines[1].endswith('NOT STORED  retry       retry: StorageRejected: denied')
+    assert lines[2] == ('  reschedule: Connect would deliver the event again after the '
+                        'countdown; the emulation does not.')
+
+
+def test_undeclared_variable_names_are_warned_about_with_the_nearest_one(tmp_path):
+    path = tmp_path / 'variables.json'
+    path.write_text(json.dumps({'STORAGE_BACKEND': 'sql', 'DB': 'events'}))
+    warnings = []
+
+    variables = demo.load_variables(
+        path, ['DATABSE_URL=sqlite:///.demo/x.sqlite3', 'DATABASE_URL=sqlite:///y', 'ZZZ=1'],
+        warn=warnings.append,
+    )
+
+    assert variables['DATABSE_URL'] == 'sqlite:///.demo/x.sqlite3'  # passed on all the same
+    assert warnings == [
+        f'variables file {path}: STORAGE_BACKEND is not a variable of the extension (did '
+        f'you mean STORAGE_BACKENDS?); nothing reads it',
+        '--set DATABSE_URL: DATABSE_URL is not a variable of the extension (did you mean '
+        'DATABASE_URL?); nothing reads it',
+        '--set ZZZ: ZZZ is not a variable of the extension; nothing reads it',
+    ]  # DB, the tutorial's name, is read
+
+
+def test_the_shipped_variables_draw_no_warning():
+    warnings = []
+
+    demo.load_variables(demo.DEFAULT_VARIABLES, warn=warnings.append)
+
+    assert warnings == []
 
 
 def test_variables_the_extension_would_refuse_stop_the_demo_first():

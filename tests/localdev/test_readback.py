@@ -49,12 +49,31 @@ async def test_a_count_below_the_deliveries_is_not_stored(sqlite_url, purchase_r
 async def test_requests_the_extension_cannot_store_and_unreachable_storage_are_explained(
     purchase_request,
 ):
-    unstorable = Event({'id': 'PR-9', 'status': 'draft'})
+    skipped = Event({'id': 'PR-9', 'status': 'draft'})
+    invalid = Event({'id': 'PR-8', 'status': 'pending'})
     event = Event(purchase_request('PR-3', 'pending'))
     variables = {'DATABASE_URL': 'postgresql://postgres@127.0.0.1:1/none?connect_timeout=2'}
 
-    rows = await read_back([delivered(unstorable), delivered(event)], variables)
+    rows = await read_back([delivered(skipped), delivered(invalid), delivered(event)], variables)
 
-    assert "status 'draft'" in rows[0].problem
-    assert rows[1].problem.startswith('cannot read back: sql (postgresql://')
+    assert (rows[0].expected, rows[1].expected, rows[2].expected) == ('skip', 'fail', 'done')
+    assert "status 'draft' is not one the extension subscribes to" in rows[0].expected_reason
+    assert "request PR-8 has no 'updated' time" in rows[1].expected_reason
+    assert rows[2].problem.startswith('cannot read back: sql (postgresql://')
     assert not any(row.stored for row in rows)
+    # Only the event that should have been stored and was not counts as missing.
+    assert [row.missing for row in rows] == [False, False, True]
+
+
+async def test_a_record_a_backend_could_never_keep_is_expected_to_fail(
+    sqlite_url, purchase_request,
+):
+    huge = purchase_request('PR-4', 'pending')
+    huge['description'] = 'x' * (17 * 1024 * 1024)  # over MongoDB's 16 MiB
+    variables = {'STORAGE_BACKENDS': 'sql,mongodb', 'DATABASE_URL': sqlite_url,
+                 'MONGODB_URI': 'mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=100'}
+
+    [row] = await read_back([delivered(Event(huge))], variables)
+
+    assert row.expected == 'fail'
+    assert 'over the 16777216-byte MongoDB limit' in row.expected_reason

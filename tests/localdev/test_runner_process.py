@@ -67,13 +67,27 @@ def eventually(condition: Callable[[], bool], seconds: float = 30) -> bool:
 
 
 def alive(pid: int) -> bool:
+    """Whether `pid` runs. A zombie runs nothing any more: it only waits for its parent to
+    reap it. The process may end, and be reaped, at any point of this check, and a read of
+    /proc/PID/stat then fails (FileNotFoundError, or ProcessLookupError mid-read): gone."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f'/proc/{pid}/stat') as stat:
+            fields = stat.read().rsplit(')', 1)[1].split()
+    except (ProcessLookupError, FileNotFoundError, IndexError):  # IndexError: an empty read
         return False
-    # A zombie runs nothing any more; it only waits for its parent to reap it.
-    with open(f'/proc/{pid}/stat') as stat:
-        return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    return fields[0] != 'Z'
+
+
+def test_a_process_that_ends_between_the_checks_is_not_alive(monkeypatch):
+    """The race alive() must survive: os.kill finds the process, then it is reaped before
+    /proc/PID/stat is read. Reproduced with a process already reaped and a kill that
+    still finds it."""
+    ended = subprocess.Popen([sys.executable, '-c', ''])
+    ended.wait()
+    monkeypatch.setattr(os, 'kill', lambda pid, signum: None)
+
+    assert not alive(ended.pid)
 
 
 @pytest.fixture
