@@ -142,6 +142,16 @@ class RunnerProcess:
             raise
         return process.returncode
 
+    async def kill(self) -> None:
+        """SIGKILL the runner and every process it started at once, as when its container
+        dies: no shutdown message, no result still queued is sent."""
+        process = self._process
+        if process is None:
+            return
+        _signal_group(process.pid, signal.SIGKILL)
+        await process.wait()
+        await _until_group_gone(process.pid, KILL_WAIT_SECONDS)
+
     def log_tail(self, lines: int = 60) -> str:
         return log_tail(self.log_path, lines)
 

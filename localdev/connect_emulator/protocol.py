@@ -59,6 +59,8 @@ class TaskResult:
     message: Optional[str] = None
     countdown: int = 0
     runtime: float = 0.0
+    #: The runner instance (INSTANCE_ID) that answered.
+    instance_id: Optional[str] = None
 
     @classmethod
     def from_task(cls, task: Task) -> 'TaskResult':
