@@ -151,7 +151,8 @@ class WorkerPool:
                 await link.ws.send_json(message)
                 return await asyncio.wait_for(asyncio.shield(future), self.task_timeout)
             except asyncio.TimeoutError:
-                reason = f'no result within {self.task_timeout:g}s'
+                reason = (f'instance {link.instance_id} gave no result within '
+                          f'{self.task_timeout:g}s')
             except (RunnerDisconnected, ConnectionError, RuntimeError) as error:
                 # aiohttp raises ConnectionResetError or RuntimeError on a closing socket.
                 reason = str(error) or type(error).__name__
@@ -159,8 +160,7 @@ class WorkerPool:
                 await self._release(link, task_id, future)
             failed_on = link.instance_id
             self.redeliveries.append(Redelivery(task_id, link.instance_id, reason))
-            logger.warning('Task %s: %s on instance %s; delivering it again',
-                           task_id, reason, link.instance_id)
+            logger.warning('Task %s delivered again: %s', task_id, reason)
         raise RunnerDisconnected(
             f'task {task_id} got no result in {MAX_ATTEMPTS} deliveries (last: {reason})',
         )

@@ -83,8 +83,8 @@ async def test_a_task_without_result_in_time_goes_to_another_instance(
     assert [(r.result, r.instance_id) for r in delivery.results] == [
         ('success', 'instance-answering')]
     [redelivery] = emulator.channel.workers.redeliveries
-    assert (redelivery.instance_id, redelivery.reason) == ('instance-silent',
-                                                           'no result within 0.3s')
+    assert (redelivery.instance_id, redelivery.reason) == (
+        'instance-silent', 'instance instance-silent gave no result within 0.3s')
 
 
 async def test_tasks_of_a_worker_that_disconnects_go_to_the_others(workers, purchase_request):
