@@ -58,11 +58,13 @@ class RunnerFleet:
     async def start_all(
         self, count: int, ready_timeout: float = DEFAULT_READY_TIMEOUT,
     ) -> List[RunnerProcess]:
-        """Start runners '1' .. 'count' together (their start-ups overlap)."""
+        """Start those of runners '1' .. 'count' not running yet, together (their start-ups
+        overlap); all of them, the ones already running included."""
         starts = [asyncio.ensure_future(self.start(str(number), ready_timeout))
-                  for number in range(1, count + 1)]
+                  for number in range(1, count + 1) if str(number) not in self.runners]
         try:
-            return list(await asyncio.gather(*starts))
+            await asyncio.gather(*starts)
+            return [self.runners[str(number)] for number in range(1, count + 1)]
         except BaseException:
             # No start may go on after a failure: the caller stops what is running.
             for start in starts:

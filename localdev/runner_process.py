@@ -96,6 +96,11 @@ class RunnerProcess:
         self._process: Optional[asyncio.subprocess.Process] = None
 
     @property
+    def pid(self) -> Optional[int]:
+        """The runner's master process (its workers are in its process group)."""
+        return self._process.pid if self._process else None
+
+    @property
     def returncode(self) -> Optional[int]:
         return self._process.returncode if self._process else None
 

@@ -10,7 +10,6 @@ the fewest out (ties in turn), and waits in the emulation while every worker is 
 runner that joins later still gets work and the timeout measures the runner, not a backlog.
 """
 import asyncio
-import dataclasses
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -136,7 +135,7 @@ class WorkerPool:
         future = link.pending.get(result.task_id)
         if future is None or future.done():
             return False
-        future.set_result(dataclasses.replace(result, instance_id=link.instance_id))
+        future.set_result(result)
         return True
 
     async def send_task(self, message: dict, runner_type: str) -> TaskResult:

@@ -12,15 +12,24 @@ from aiohttp import hdrs, web
 from localdev.connect_emulator.rest import Handler
 
 
-def api_latency(seconds: float) -> web.middleware:
-    """Middleware that answers every REST call `seconds` later (0: at once)."""
-    if seconds < 0:
-        raise ValueError(f'the API latency must be 0 or more, got {seconds:g}s')
+class ApiLatency:
+    """The delay, changeable while the emulation runs (the benchmark steps through a few)."""
+
+    def __init__(self, seconds: float = 0.0):
+        self.seconds = seconds
+
+    @property
+    def seconds(self) -> float:
+        return self._seconds
+
+    @seconds.setter
+    def seconds(self, value: float) -> None:
+        if value < 0:
+            raise ValueError(f'the API latency must be 0 or more, got {value:g}s')
+        self._seconds = value
 
     @web.middleware
-    async def delay(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if seconds and request.headers.get(hdrs.UPGRADE, '').lower() != 'websocket':
-            await asyncio.sleep(seconds)
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self._seconds and request.headers.get(hdrs.UPGRADE, '').lower() != 'websocket':
+            await asyncio.sleep(self._seconds)
         return await handler(request)
-
-    return delay

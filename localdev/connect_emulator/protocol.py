@@ -63,7 +63,7 @@ class TaskResult:
     instance_id: Optional[str] = None
 
     @classmethod
-    def from_task(cls, task: Task) -> 'TaskResult':
+    def from_task(cls, task: Task, instance_id: Optional[str] = None) -> 'TaskResult':
         output = task.output
         if output is None:
             raise ProtocolError(f'task {task.options.task_id} came back without an output')
@@ -75,6 +75,7 @@ class TaskResult:
             message=output.message,
             countdown=output.countdown,
             runtime=output.runtime,
+            instance_id=instance_id,
         )
 
 

@@ -18,7 +18,6 @@ from typing import Dict, Iterable, List, Mapping, Optional
 from aiohttp import web
 from connect.eaas.core.proto import SetupRequest
 
-from localdev.connect_emulator import latency
 from localdev.connect_emulator.certificates import LocalCertificates, create_certificates
 from localdev.connect_emulator.dispatch import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -26,6 +25,7 @@ from localdev.connect_emulator.dispatch import (
     WorkerPool,
 )
 from localdev.connect_emulator.events import Event
+from localdev.connect_emulator.latency import ApiLatency
 from localdev.connect_emulator.objects import ConnectObjects
 from localdev.connect_emulator.protocol import (
     BACKGROUND,
@@ -83,7 +83,8 @@ class ConnectEmulator:
         self.api = RestApi(
             self.objects, service_id=self.service_id, environment_id=environment_id,
         )
-        self._delay = latency.api_latency(api_latency)
+        #: The delay of every REST call; `latency.seconds` may be changed at any time.
+        self.latency = ApiLatency(api_latency)
         self.channel = RunnerChannel(
             environment_id=environment_id, respond_to_setup=self._setup_response,
             workers=WorkerPool(task_timeout=task_timeout, max_in_flight=max_in_flight),
@@ -102,7 +103,7 @@ class ConnectEmulator:
     async def start(self) -> None:
         self._directory = tempfile.TemporaryDirectory(prefix='connect-emulator-')
         self._certificates = create_certificates(Path(self._directory.name))
-        app = web.Application(middlewares=[self._delay, require_api_key])
+        app = web.Application(middlewares=[self.latency.middleware, require_api_key])
         app.add_routes([self.channel.route(), *self.api.routes()])
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
         await self._runner.setup()

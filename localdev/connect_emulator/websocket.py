@@ -30,8 +30,10 @@ from localdev.connect_emulator.rest import API_PREFIX, connect_error
 logger = logging.getLogger(__name__)
 
 WS_PATH = f'{API_PREFIX}/devops/ws/{{environment_id}}/{{instance_id}}'
-#: The runner waits this long for the setup_response; the emulation as long for the request.
-HANDSHAKE_TIMEOUT_SECONDS = 5
+#: The emulation's wait for a new connection's setup_request. The runner itself waits 5 s
+#: for the answer, but builds its request first (loading the extension), which takes longer
+#: when several runners start at once on a busy machine; each miss costs it a 5 s back-off.
+HANDSHAKE_TIMEOUT_SECONDS = 30
 #: Largest frame the runner accepts (websockets max_size in workers/base.py).
 MAX_MESSAGE_SIZE = 2 ** 21
 
@@ -136,7 +138,7 @@ class RunnerChannel:
 
     def _on_result(self, link: RunnerLink, message: Message) -> None:
         try:
-            result = TaskResult.from_task(message.data)
+            result = TaskResult.from_task(message.data, instance_id=link.instance_id)
         except ProtocolError as error:
             logger.error('Runner %s worker: %s', link.runner_type, error)
             return
