@@ -33,6 +33,7 @@ demo: install
 
 bench: install
 	$(VENV)/bin/python -m localdev.bench
+	$(VENV)/bin/python -m localdev.bench_scaleout
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data .demo .pytest_cache .ruff_cache

@@ -19,10 +19,12 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import psycopg2
 
 from localdev import bench_machine
 from localdev.bench_measure import Measurement, measure
@@ -139,6 +141,10 @@ async def bench_extension(
         if extension == EXTENSION:
             emulator.latency.seconds = 0
             await bench_memory(bench, emulator, fleet, deliver, log_path)
+            if not url.startswith('sqlite'):
+                bench.notes.append(
+                    f'PostgreSQL connections open from {len(fleet.runners)} runner(s) after '
+                    f'the memory run: {open_connections(url)} (pool size {options.pool}).')
         bench.redelivered += len(emulator.channel.workers.redeliveries)
 
 
@@ -177,6 +183,15 @@ async def bench_memory(bench: ScaleOutBench, emulator: ConnectEmulator, fleet: R
                 name, role, tasks if role == 'background' else None, process))
         if memory.total is not None:
             bench.memory.append(MemoryRow(name, 'all', tasks, memory.total))
+
+
+def open_connections(url: str) -> int:
+    """Connections to the database of `url`, other than the one asking."""
+    with closing(psycopg2.connect(url, connect_timeout=5)) as connection, \
+            connection.cursor() as cursor:
+        cursor.execute('SELECT count(*) FROM pg_stat_activity '
+                       'WHERE datname = current_database() AND pid <> pg_backend_pid()')
+        return cursor.fetchone()[0]
 
 
 def _progress(run: Run) -> None:
