@@ -10,6 +10,7 @@ import aiohttp
 import httpx
 import pytest
 
+from localdev import demo
 from localdev.connect_emulator import ConnectEmulator, Event
 from localdev.connect_emulator.dispatch import WorkerPool
 from localdev.connect_emulator.server import RUNNER_API_KEY
@@ -158,3 +159,20 @@ def test_bad_pool_settings_are_refused():
         WorkerPool(max_in_flight=0)
     with pytest.raises(ValueError, match='API latency must be 0 or more'):
         emulation(api_latency=-1)
+
+
+@pytest.mark.parametrize(('arguments', 'problem'), [
+    (['--instances', '0'], 'expected a whole number of 1 or more'),
+    (['--api-latency-ms', '-5'], '--api-latency-ms must be 0 or more'),
+])
+def test_the_demo_refuses_bad_scale_out_options(arguments, problem, capsys):
+    with pytest.raises(SystemExit):
+        demo.parse_args(arguments)
+
+    assert problem in capsys.readouterr().err
+
+
+def test_the_demo_passes_instances_and_latency_on():
+    options = demo.parse_args(['--instances', '3', '--api-latency-ms', '50'])
+
+    assert (options.instances, options.api_latency_ms) == (3, 50.0)
