@@ -82,6 +82,7 @@ demo: install
 
 bench: install
 	$(VENV)/bin/python -m localdev.bench $(ARGS)
+	$(VENV)/bin/python -m localdev.bench.scaleout $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data .demo .pytest_cache .ruff_cache .coverage bench-results

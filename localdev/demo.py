@@ -91,6 +91,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
              'changed in) the events folder, until Ctrl+C',
     )
     parser.add_argument(
+        '--instances', type=_positive_int, default=1, metavar='N',
+        help='runners sharing the events, each with its own INSTANCE_ID, as when the '
+             'extension is scaled out (default: 1)',
+    )
+    parser.add_argument(
+        '--api-latency-ms', type=float, default=0.0, metavar='MS',
+        help='delay every emulated Connect API call by this much, for a realistic per-task '
+             'cost (default: 0)',
+    )
+    parser.add_argument(
         '--keep-data', action='store_true',
         help='do not clear the demo database under .demo/ first (other databases are '
              'never cleared)',
@@ -107,7 +117,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
              'ones (passwords, keys) included, so a failure prints only its warning and error '
              'lines',
     )
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    if options.api_latency_ms < 0:
+        parser.error('--api-latency-ms must be 0 or more')
+    return options
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'expected a whole number of 1 or more, got {text!r}')
+    return int(text)
 
 
 def load_variables(
@@ -226,7 +245,8 @@ async def run(options: argparse.Namespace) -> int:
     started = time.monotonic()
     async with offline_runner(
         variables=variables, log_path=log_path, ready_timeout=options.timeout,
-        debug=options.debug,
+        debug=options.debug, instances=options.instances,
+        api_latency=options.api_latency_ms / 1000,
     ) as emulator:
         deliveries = sum(event.deliveries for event in events)
         print(f'Runner ready after {time.monotonic() - started:.1f}s; delivering '

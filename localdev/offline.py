@@ -3,22 +3,19 @@
     async with offline_runner(variables=..., cwd=REPO_ROOT, log_path=...) as emulator:
         deliveries = await emulator.deliver_all(events)
 
-On exit the runner is stopped (its whole process group) and then the emulation.
+On exit the runner is stopped (its whole process group) and then the emulation. With
+`instances`, that many runners share the work, as when an extension is scaled out.
 """
-import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Mapping, Optional
 
 from localdev.connect_emulator import ConnectEmulator
-from localdev.runner_process import RunnerExited, RunnerProcess
+from localdev.runner_fleet import DEFAULT_READY_TIMEOUT, RunnerFleet, RunnerNotReady
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_READY_TIMEOUT = 60.0
 
-
-class RunnerNotReady(TimeoutError):
-    """The runner did not complete its setup in time."""
+__all__ = ['DEFAULT_READY_TIMEOUT', 'REPO_ROOT', 'RunnerNotReady', 'offline_runner']
 
 
 @asynccontextmanager
@@ -29,41 +26,11 @@ async def offline_runner(
     cwd: Path = REPO_ROOT,
     ready_timeout: float = DEFAULT_READY_TIMEOUT,
     debug: bool = False,
+    instances: int = 1,
+    api_latency: float = 0.0,
 ) -> AsyncIterator[ConnectEmulator]:
     async with ConnectEmulator(
-        variables=variables, log_level='DEBUG' if debug else 'INFO',
-    ) as emulator:
-        runner = RunnerProcess(
-            env=emulator.runner_environment(), cwd=cwd, log_path=log_path, debug=debug,
-        )
-        await runner.start()
-        try:
-            await wait_until_ready(emulator, runner, ready_timeout)
-            yield emulator
-        finally:
-            await runner.stop()
-
-
-async def wait_until_ready(
-    emulator: ConnectEmulator, runner: RunnerProcess, timeout: float,
-) -> None:
-    """Until the runner has completed its setup; fail at once if it exits instead."""
-    ready = asyncio.ensure_future(emulator.wait_ready())
-    exited = asyncio.ensure_future(runner.wait())
-    try:
-        done, _ = await asyncio.wait(
-            {ready, exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED,
-        )
-    finally:
-        ready.cancel()
-        exited.cancel()
-    if ready in done:
-        return
-    if exited in done:
-        raise RunnerExited(
-            f'the runner exited with code {exited.result()} before it was ready; '
-            f'see {runner.log_path}',
-        )
-    raise RunnerNotReady(
-        f'the runner was not set up within {timeout:g}s; see {runner.log_path}',
-    )
+        variables=variables, log_level='DEBUG' if debug else 'INFO', api_latency=api_latency,
+    ) as emulator, RunnerFleet(emulator, log_path=log_path, cwd=cwd, debug=debug) as fleet:
+        await fleet.start_all(instances, ready_timeout)
+        yield emulator

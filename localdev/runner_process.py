@@ -96,6 +96,11 @@ class RunnerProcess:
         self._process: Optional[asyncio.subprocess.Process] = None
 
     @property
+    def pid(self) -> Optional[int]:
+        """The runner's master process (its workers are in its process group)."""
+        return self._process.pid if self._process else None
+
+    @property
     def returncode(self) -> Optional[int]:
         return self._process.returncode if self._process else None
 
@@ -141,6 +146,16 @@ class RunnerProcess:
             _signal_group(group, signal.SIGKILL)
             raise
         return process.returncode
+
+    async def kill(self) -> None:
+        """SIGKILL the runner and every process it started at once, as when its container
+        dies: no shutdown message, no result still queued is sent."""
+        process = self._process
+        if process is None:
+            return
+        _signal_group(process.pid, signal.SIGKILL)
+        await process.wait()
+        await _until_group_gone(process.pid, KILL_WAIT_SECONDS)
 
     def log_tail(self, lines: int = 60) -> str:
         return log_tail(self.log_path, lines)

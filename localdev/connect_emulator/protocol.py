@@ -59,9 +59,11 @@ class TaskResult:
     message: Optional[str] = None
     countdown: int = 0
     runtime: float = 0.0
+    #: The runner instance (INSTANCE_ID) that answered.
+    instance_id: Optional[str] = None
 
     @classmethod
-    def from_task(cls, task: Task) -> 'TaskResult':
+    def from_task(cls, task: Task, instance_id: Optional[str] = None) -> 'TaskResult':
         output = task.output
         if output is None:
             raise ProtocolError(f'task {task.options.task_id} came back without an output')
@@ -73,6 +75,7 @@ class TaskResult:
             message=output.message,
             countdown=output.countdown,
             runtime=output.runtime,
+            instance_id=instance_id,
         )
 
 

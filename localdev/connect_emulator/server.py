@@ -19,7 +19,13 @@ from aiohttp import web
 from connect.eaas.core.proto import SetupRequest
 
 from localdev.connect_emulator.certificates import LocalCertificates, create_certificates
+from localdev.connect_emulator.dispatch import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_TASK_TIMEOUT,
+    WorkerPool,
+)
 from localdev.connect_emulator.events import Event
+from localdev.connect_emulator.latency import ApiLatency
 from localdev.connect_emulator.objects import ConnectObjects
 from localdev.connect_emulator.protocol import (
     BACKGROUND,
@@ -64,6 +70,9 @@ class ConnectEmulator:
         environment_id: str = DEFAULT_ENVIRONMENT_ID,
         account: Optional[Account] = None,
         log_level: str = 'INFO',
+        api_latency: float = 0.0,
+        task_timeout: float = DEFAULT_TASK_TIMEOUT,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ):
         self.variables: Dict[str, str] = dict(variables or {})
         self.environment_id = environment_id
@@ -74,8 +83,11 @@ class ConnectEmulator:
         self.api = RestApi(
             self.objects, service_id=self.service_id, environment_id=environment_id,
         )
+        #: The delay of every REST call; `latency.seconds` may be changed at any time.
+        self.latency = ApiLatency(api_latency)
         self.channel = RunnerChannel(
             environment_id=environment_id, respond_to_setup=self._setup_response,
+            workers=WorkerPool(task_timeout=task_timeout, max_in_flight=max_in_flight),
         )
         #: Every event delivered so far, once all of its deliveries were answered.
         self.deliveries: List[Delivery] = []
@@ -91,7 +103,7 @@ class ConnectEmulator:
     async def start(self) -> None:
         self._directory = tempfile.TemporaryDirectory(prefix='connect-emulator-')
         self._certificates = create_certificates(Path(self._directory.name))
-        app = web.Application(middlewares=[require_api_key])
+        app = web.Application(middlewares=[self.latency.middleware, require_api_key])
         app.add_routes([self.channel.route(), *self.api.routes()])
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
         await self._runner.setup()
@@ -139,13 +151,14 @@ class ConnectEmulator:
             raise RuntimeError('the emulation is not started')
         return self._certificates
 
-    def runner_environment(self) -> Dict[str, str]:
-        """The environment variables that point a runner at this emulation."""
+    def runner_environment(self, instance: Optional[str] = None) -> Dict[str, str]:
+        """The environment variables that point a runner at this emulation; runners started
+        at the same time need each their own `instance` (Connect's INSTANCE_ID)."""
         ca_file = str(self.ca_file)
         return {
             'API_KEY': RUNNER_API_KEY,
             'ENVIRONMENT_ID': self.environment_id,
-            'INSTANCE_ID': f'local-{self._run_id}',
+            'INSTANCE_ID': f'local-{self._run_id}' + (f'-{instance}' if instance else ''),
             'SERVER_ADDRESS': self.address,
             'API_ADDRESS': self.address,
             # websockets (ssl module) and httpx read SSL_CERT_FILE, requests its own variable.
@@ -173,9 +186,9 @@ class ConnectEmulator:
 
     # -- deliveries -------------------------------------------------------------------------
 
-    async def wait_ready(self) -> None:
-        """Until the runner's background worker is set up and takes tasks."""
-        await self.channel.wait_ready(BACKGROUND)
+    async def wait_ready(self, instances: int = 1) -> None:
+        """Until `instances` runners' background workers are set up and take tasks."""
+        await self.channel.wait_ready(BACKGROUND, instances)
 
     def _next_task_id(self) -> str:
         return f'TQ-{self._run_id}-{next(self._task_numbers):04d}'
@@ -198,8 +211,8 @@ class ConnectEmulator:
                 api_key=api_key,
             )
             result = await self.channel.send_task(message)
-            logger.info('Task %s for %s (%s): %s', result.task_id, event.request_id,
-                        event.status, result.result)
+            logger.info('Task %s for %s (%s): %s (instance %s)', result.task_id,
+                        event.request_id, event.status, result.result, result.instance_id)
             results.append(result)
         delivery = Delivery(event=event, results=results)
         self.deliveries.append(delivery)

@@ -3,16 +3,22 @@
 The runner opens one connection per worker (`runner_type` background and interactive).
 Each starts with the worker's `setup_request`, answered with a `setup_response`; from then
 on tasks go down and results come back as `task` messages with an output. A worker that
-stops sends `shutdown` and gets no new task.
+stops sends `shutdown` and gets no new task. Several runners (instances) may be connected
+at once: `dispatch.WorkerPool` decides which worker takes each task.
 """
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List
+from typing import Callable, List, Optional
 
 from aiohttp import WSMessage, WSMsgType, web
 from connect.eaas.core.proto import Message, MessageType, SetupRequest
 
+from localdev.connect_emulator.dispatch import (
+    WORKER_WAIT_SECONDS,
+    RunnerDisconnected,
+    RunnerLink,
+    WorkerPool,
+)
 from localdev.connect_emulator.protocol import (
     BACKGROUND,
     ProtocolError,
@@ -24,37 +30,26 @@ from localdev.connect_emulator.rest import API_PREFIX, connect_error
 logger = logging.getLogger(__name__)
 
 WS_PATH = f'{API_PREFIX}/devops/ws/{{environment_id}}/{{instance_id}}'
-#: The runner waits this long for the setup_response; the emulation as long for the request.
-HANDSHAKE_TIMEOUT_SECONDS = 5
-#: Longest wait for a worker to take a task: a runner that has gone (or never set up) must
-#: fail the delivery, not hang it.
-WORKER_WAIT_SECONDS = 60
+#: The emulation's wait for a new connection's setup_request. The runner itself waits 5 s
+#: for the answer, but builds its request first (loading the extension), which takes longer
+#: when several runners start at once on a busy machine; each miss costs it a 5 s back-off.
+HANDSHAKE_TIMEOUT_SECONDS = 30
 #: Largest frame the runner accepts (websockets max_size in workers/base.py).
 MAX_MESSAGE_SIZE = 2 ** 21
 
 SetupResponder = Callable[[SetupRequest], dict]
-
-
-class RunnerDisconnected(ConnectionError):
-    """The runner connection closed before the task's result came back."""
-
-
-@dataclass(eq=False)
-class RunnerLink:
-    """One websocket connection from a runner worker."""
-
-    runner_type: str
-    instance_id: str
-    ws: web.WebSocketResponse
-    pending: Dict[str, 'asyncio.Future[TaskResult]'] = field(default_factory=dict)
+# Importable from here as before.
+__all__ = ['RunnerChannel', 'RunnerDisconnected', 'RunnerLink', 'WORKER_WAIT_SECONDS']
 
 
 class RunnerChannel:
-    def __init__(self, *, environment_id: str, respond_to_setup: SetupResponder):
+    def __init__(
+        self, *, environment_id: str, respond_to_setup: SetupResponder,
+        workers: Optional[WorkerPool] = None,
+    ):
         self.environment_id = environment_id
         self._respond_to_setup = respond_to_setup
-        self._links: Dict[str, RunnerLink] = {}
-        self._ready: Dict[str, asyncio.Event] = {}
+        self.workers = workers or WorkerPool()
         self._open: List[web.WebSocketResponse] = []
         #: What the runner sent, in order: for tests and for debugging a runner.
         self.setup_requests: List[SetupRequest] = []
@@ -64,34 +59,16 @@ class RunnerChannel:
     def route(self) -> web.RouteDef:
         return web.get(WS_PATH, self.handle)
 
-    def _ready_event(self, runner_type: str) -> asyncio.Event:
-        return self._ready.setdefault(runner_type, asyncio.Event())
-
-    async def wait_ready(self, runner_type: str = BACKGROUND) -> None:
-        """Until a worker of this type has completed its setup and takes tasks."""
-        await self._ready_event(runner_type).wait()
+    async def wait_ready(self, runner_type: str = BACKGROUND, count: int = 1) -> None:
+        """Until `count` workers of this type have completed their setup and take tasks."""
+        await self.workers.wait_ready(runner_type, count)
 
     def is_ready(self, runner_type: str = BACKGROUND) -> bool:
-        return self._ready_event(runner_type).is_set()
+        return self.workers.is_ready(runner_type)
 
     async def send_task(self, message: dict, runner_type: str = BACKGROUND) -> TaskResult:
-        """Send one task to the worker and wait for its result."""
-        try:
-            await asyncio.wait_for(self.wait_ready(runner_type), WORKER_WAIT_SECONDS)
-        except asyncio.TimeoutError:
-            raise RunnerDisconnected(
-                f'no runner {runner_type} worker was connected and set up to take a task '
-                f'within {WORKER_WAIT_SECONDS}s',
-            ) from None
-        link = self._links[runner_type]
-        task_id = message['data']['options']['task_id']
-        future: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
-        link.pending[task_id] = future
-        try:
-            await link.ws.send_json(message)
-            return await future
-        finally:
-            link.pending.pop(task_id, None)
+        """Send one task to a worker and wait for its result (see `WorkerPool.send_task`)."""
+        return await self.workers.send_task(message, runner_type)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.match_info['environment_id'] != self.environment_id:
@@ -110,7 +87,7 @@ class RunnerChannel:
         try:
             await self._serve(link)
         finally:
-            self._forget(link)
+            await self._forget(link)
         return ws
 
     async def _serve(self, link: RunnerLink) -> None:
@@ -147,46 +124,34 @@ class RunnerChannel:
             # The worker is stopping: it finishes its tasks but must not be given new ones.
             logger.info('Runner %s worker is shutting down', link.runner_type)
             self.shutdowns.append(link.runner_type)
-            if self._links.get(link.runner_type) is link:
-                self._ready_event(link.runner_type).clear()
+            await self.workers.retire(link)
         else:
             logger.warning('Unexpected %r message from the runner, ignored', kind)
 
     async def _on_setup(self, link: RunnerLink, setup: SetupRequest) -> None:
         self.setup_requests.append(setup)
         await link.ws.send_json(self._respond_to_setup(setup))
-        self._links[link.runner_type] = link
-        self._ready_event(link.runner_type).set()
+        await self.workers.add(link)
         logger.info('Runner %s worker set up (runner %s, subscriptions: %s)',
                     link.runner_type, setup.runner_version,
                     ', '.join(setup.event_subscriptions or {}) or 'none')
 
     def _on_result(self, link: RunnerLink, message: Message) -> None:
         try:
-            result = TaskResult.from_task(message.data)
+            result = TaskResult.from_task(message.data, instance_id=link.instance_id)
         except ProtocolError as error:
             logger.error('Runner %s worker: %s', link.runner_type, error)
             return
         self.results.append(result)
-        future = link.pending.get(result.task_id)
-        if future is None or future.done():
+        if not self.workers.resolve(link, result):
             logger.warning('Result for unknown task %s ignored', result.task_id)
-            return
-        future.set_result(result)
 
-    def _forget(self, link: RunnerLink) -> None:
+    async def _forget(self, link: RunnerLink) -> None:
         if link.ws in self._open:
             self._open.remove(link.ws)
-        if self._links.get(link.runner_type) is link:
-            del self._links[link.runner_type]
-            self._ready_event(link.runner_type).clear()
-        for task_id, future in link.pending.items():
-            if not future.done():
-                future.set_exception(RunnerDisconnected(
-                    f'the runner {link.runner_type} worker disconnected before answering '
-                    f'task {task_id}',
-                ))
-        logger.info('Runner %s worker disconnected', link.runner_type)
+        await self.workers.remove(link)
+        logger.info('Runner %s worker disconnected (instance %s)',
+                    link.runner_type, link.instance_id)
 
     async def close(self) -> None:
         for ws in list(self._open):

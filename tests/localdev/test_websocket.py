@@ -7,7 +7,7 @@ import aiohttp
 import pytest
 from connect.eaas.core.proto import Message, MessageType
 
-from localdev.connect_emulator import ConnectEmulator, Event, websocket
+from localdev.connect_emulator import ConnectEmulator, Event, dispatch
 from localdev.connect_emulator.server import RUNNER_API_KEY
 from localdev.connect_emulator.websocket import RunnerDisconnected
 from tests.localdev.test_protocol import extension_setup_request
@@ -132,7 +132,7 @@ async def test_a_worker_that_shuts_down_gets_no_new_task(emulator, worker):
 async def test_a_delivery_with_no_worker_to_take_it_fails_instead_of_hanging(
     emulator, worker, purchase_request, monkeypatch,
 ):
-    monkeypatch.setattr(websocket, 'WORKER_WAIT_SECONDS', 0.2)
+    monkeypatch.setattr(dispatch, 'WORKER_WAIT_SECONDS', 0.2)
     await worker.setup()
     await shut_down(emulator, worker)
 
@@ -143,15 +143,19 @@ async def test_a_delivery_with_no_worker_to_take_it_fails_instead_of_hanging(
     assert emulator.channel.results == []
 
 
-async def test_a_disconnect_fails_the_tasks_still_out(emulator, worker, purchase_request):
+async def test_a_disconnect_with_no_other_worker_fails_the_tasks_still_out(
+    emulator, worker, purchase_request, monkeypatch,
+):
+    monkeypatch.setattr(dispatch, 'WORKER_WAIT_SECONDS', 0.2)
     await worker.setup()
     delivering = asyncio.create_task(emulator.deliver(Event(purchase_request('PR-1'))))
     await worker.receive()
 
     await worker.ws.close()
 
-    with pytest.raises(RunnerDisconnected, match='before answering task'):
+    with pytest.raises(RunnerDisconnected, match='no runner background worker .* within 0.2s'):
         await delivering
+    assert 'disconnected before answering task' in emulator.channel.workers.redeliveries[0].reason
 
 
 async def test_an_interactive_worker_is_set_up_but_gets_no_background_task(
