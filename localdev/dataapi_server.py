@@ -10,9 +10,10 @@ or from code:
     async with DataApiServer(api_key='k') as server:
         ...  # DATA_API_URL=server.base_url, DATA_API_KEY='k'
 
-Implements POST {base}/action/findOne, find, aggregate, insertOne and updateOne (upsert, $setOnInsert,
-$inc, $set...) with Atlas-shaped replies and errors ({"error": ..., "error_code": ...}), and
-the three ways of sending the key the `dataapi` backend knows: api-key, bearer and basic.
+Implements POST {base}/action/findOne, find, aggregate, insertOne and updateOne (upsert,
+$setOnInsert, $inc, $set...) with Atlas-shaped replies and errors ({"error": ...,
+"error_code": ...}), and the three ways of sending the key the `dataapi` backend knows:
+api-key, bearer and basic.
 Bodies are read as Extended JSON; replies are relaxed EJSON, or plain JSON (dates as ISO
 strings, ids as strings) unless the client accepts application/ejson.
 """
