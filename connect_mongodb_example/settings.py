@@ -8,7 +8,7 @@ from connect_mongodb_example.variables import ConfigReader, Variable
 STORAGE_BACKENDS = Variable(
     'STORAGE_BACKENDS',
     'Comma-separated backends each event is written to: '
-    + ', '.join(f'`{name}`' for name in BACKENDS) + '.',
+    + ', '.join(f'`{name}`' for name in BACKENDS) + '. The Events page reads from the first.',
     default='sql',
 )
 STORAGE_TIMEOUT_SECONDS = Variable(

@@ -27,11 +27,12 @@ from connect_mongodb_example.errors import (
 from connect_mongodb_example.event_record import STORED_FIELDS, EventRecord
 from connect_mongodb_example.record_fields import COUNT, INCREMENT, JSON, LATEST, TIME, Stored
 from connect_mongodb_example.redaction import redact_url
-from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.base import EventFilter, EventStore
 from connect_mongodb_example.storage.sql_errors import configuration_problem
 from connect_mongodb_example.storage.sql_schema import (
     COLUMN_LENGTHS,
     EncodedJSON,
+    counts_model,
     ensure_schema,
     event_model,
 )
@@ -39,6 +40,8 @@ from connect_mongodb_example.variables import ConfigReader, Variable
 
 logger = logging.getLogger(__name__)
 T = TypeVar('T')
+#: What a page reads of each row: every stored field but the documents, which it does not show.
+PAGE_FIELDS = tuple((name, stored) for name, stored in STORED_FIELDS if stored.kind != JSON)
 #: One parameter of the upsert, taken from the record.
 Parameter = Callable[[EventRecord], Any]
 
@@ -121,6 +124,14 @@ class SqlEventStore(EventStore):
     ) -> List[EventRecord]:
         return await self._call(self._find, request_id, installation_id)
 
+    async def list_events(
+        self, where: EventFilter, *, limit: int, offset: int = 0,
+    ) -> List[EventRecord]:
+        return await self._call(self._list, where, limit, offset)
+
+    async def count_events(self, where: EventFilter) -> int:
+        return await self._call(self._count, where)
+
     async def ping(self) -> None:
         await self._call(lambda: self._database.execute_sql('SELECT 1').fetchone())
 
@@ -186,6 +197,40 @@ class SqlEventStore(EventStore):
         if installation_id is not None:
             query = query.where(model.installation_id == installation_id)
         return [_to_record(row) for row in query.order_by(model.received_at, model.id)]
+
+    def _list(self, where: EventFilter, limit: int, offset: int) -> List[EventRecord]:
+        model = self._model
+        newest_first = (model.last_received_at.desc(), model.key)
+        # The page's keys first, from the read index alone: skipping `offset` entries then
+        # costs no table rows. Only the page's own rows are read, by their unique key.
+        keys = self._matching(model.select(model.key), where).order_by(
+            *newest_first).limit(limit).offset(offset)
+        columns = [getattr(model, name) for name, _ in PAGE_FIELDS]
+        query = model.select(*columns).where(model.key.in_(keys)).order_by(*newest_first)
+        return [_to_record(row, PAGE_FIELDS) for row in query]
+
+    def _count(self, where: EventFilter) -> int:
+        model = self._model
+        if where.request_id is not None:
+            # A request has a few events: the request index finds them.
+            return self._matching(model.select(peewee.fn.COUNT(model.id)), where).scalar()
+        # The counts the triggers keep (see sql_schema): a page must not count a million rows.
+        counts = counts_model(self._database)
+        query = counts.select(peewee.fn.COALESCE(peewee.fn.SUM(counts.events), 0)).where(
+            counts.installation_id == where.installation_id)
+        if where.status is not None:
+            query = query.where(counts.status == where.status)
+        return int(query.scalar())
+
+    def _matching(self, query: Any, where: EventFilter) -> Any:
+        """`query` narrowed to the filter; the read indexes start with these columns."""
+        model = self._model
+        query = query.where(model.installation_id == where.installation_id)
+        if where.status is not None:
+            query = query.where(model.status == where.status)
+        if where.request_id is not None:
+            query = query.where(model.request_id == where.request_id)
+        return query
 
     def _close(self) -> None:
         database, self._database = self._database, None
@@ -296,10 +341,11 @@ def _parameter(field: peewee.Field, stored: Stored) -> Parameter:
     return lambda record: field.db_value(getattr(record, name))
 
 
-def _to_record(row: Any) -> EventRecord:
+def _to_record(row: Any, fields: Tuple[Tuple[str, Stored], ...] = STORED_FIELDS) -> EventRecord:
+    """The record of a row that holds `fields` (the others keep their defaults)."""
     return EventRecord(**{
         name: _aware_utc(getattr(row, name)) if stored.kind == TIME else getattr(row, name)
-        for name, stored in STORED_FIELDS
+        for name, stored in fields
     })
 
 

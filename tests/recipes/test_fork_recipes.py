@@ -32,8 +32,7 @@ async def test_add_a_field_to_the_record(tmp_path, postgres_url, purchase_reques
     field, migration = recipe_blocks('Add a field to the record')
     fork = make_fork(tmp_path / 'fork')
     insert_after(fork / PACKAGE / 'event_record.py', '    account_id: ', field)
-    insert_after(fork / PACKAGE / 'storage' / 'sql_schema.py', '    (1, _create_events_table),',
-                 migration)
+    insert_after(fork / PACKAGE / 'storage' / 'sql_schema.py', '    (3, _add_counts),', migration)
 
     # Every backend stores and reads back every declared field, the new one included.
     contract = run_in_fork(fork, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--no-cov',

@@ -34,7 +34,13 @@ from connect_mongodb_example.event_record import EventType, build_record
 from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.settings import load_settings
 from connect_mongodb_example.storage import mongodb
-from connect_mongodb_example.storage.mongo_documents import KEY_INDEX_NAME, REQUEST_INDEX_NAME
+from connect_mongodb_example.storage.mongo_documents import (
+    INDEXES,
+    KEY_INDEX_NAME,
+    RECENT_INDEX_NAME,
+    REQUEST_INDEX_NAME,
+    STATUS_RECENT_INDEX_NAME,
+)
 from connect_mongodb_example.storage.mongodb import MongoEventStore, close_client
 from connect_mongodb_example.variables import ConfigReader
 from tests.storage.mongo_fakes import FakeMongo
@@ -207,7 +213,9 @@ async def test_hundred_concurrent_distinct_saves_share_one_client(
     assert {d['delivery_count'] for d in documents} == {1}
     assert len(fake_mongo.clients) == 1
     # The indexes were created once for the store, not once per save.
-    assert sorted(created) == sorted([KEY_INDEX_NAME, REQUEST_INDEX_NAME])
+    assert sorted(created) == sorted([KEY_INDEX_NAME, REQUEST_INDEX_NAME, RECENT_INDEX_NAME,
+                                      STATUS_RECENT_INDEX_NAME])
+    assert len(created) == len(INDEXES)
 
 
 async def test_indexes_are_unique_on_key_and_tolerate_tutorial_documents(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Optional
 
 from connect_mongodb_example.event_record import EventRecord
-from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.base import EventFilter, EventStore
 from connect_mongodb_example.variables import ConfigReader, Variable
 
 MEMORY_STORE_NAME = Variable(
@@ -55,6 +55,23 @@ class MemoryEventStore(EventStore):
                  if record.request_id == request_id
                  and installation_id in (None, record.installation_id)]
         return sorted(found, key=lambda record: record.received_at)
+
+    async def list_events(
+        self, where: EventFilter, *, limit: int, offset: int = 0,
+    ) -> List[EventRecord]:
+        found = sorted(self._matching(where), key=lambda record: record.key)
+        found.sort(key=lambda record: record.last_received_at, reverse=True)
+        # Pages carry no request documents.
+        return [replace(record, request={}) for record in found[offset:offset + limit]]
+
+    async def count_events(self, where: EventFilter) -> int:
+        return len(self._matching(where))
+
+    def _matching(self, where: EventFilter) -> List[EventRecord]:
+        return [record for record in self._data.get(self._settings.name, {}).values()
+                if record.installation_id == where.installation_id
+                and where.status in (None, record.status)
+                and where.request_id in (None, record.request_id)]
 
     async def ping(self) -> None:
         return None
