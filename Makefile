@@ -8,6 +8,8 @@ POETRY_VERSION := 2.5.1
 # never removes Poetry's own dependencies from the project environment.
 export POETRY_VIRTUALENVS_IN_PROJECT := true
 export POETRY_NO_INTERACTION := 1
+# Options for the demo: make demo ARGS=--keep-running
+ARGS ?=
 
 .PHONY: install lint test demo bench clean
 
@@ -29,7 +31,7 @@ test: lint
 	$(VENV)/bin/pytest
 
 demo: install
-	$(VENV)/bin/python -m localdev.demo
+	$(VENV)/bin/python -m localdev.demo $(ARGS)
 
 bench: install
 	$(VENV)/bin/python -m localdev.bench
