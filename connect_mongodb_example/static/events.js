@@ -28,7 +28,7 @@ async function connectToPortal() {
       const timeout = new Promise((resolve) => setTimeout(resolve, PORTAL_WAIT_MILLISECONDS, 'timeout'));
       const outcome = await Promise.race([ready.then(() => 'ready'), timeout]);
       host.textContent = outcome === 'ready'
-        ? 'In the Connect portal.'
+        ? 'Shown in the portal.'
         : 'Embedded in a page that is not the Connect portal.';
     }
   } catch (error) {
@@ -135,8 +135,9 @@ async function openTimeline(requestId) {
   steps.replaceChildren();
   try {
     const timeline = await getJson(`/api/requests/${encodeURIComponent(requestId)}/timeline`);
+    const count = timeline.events.length;
     $('timeline-title').textContent =
-      `${timeline.request_id}: ${timeline.events.length} status change(s), oldest first`;
+      `${count} status${count === 1 ? '' : 'es'} of ${timeline.request_id}, oldest first:`;
     for (const step of timeline.events) {
       const item = document.createElement('li');
       const when = document.createElement('span');
@@ -161,8 +162,8 @@ async function showStorage() {
   try {
     const storage = await getJson('/api/storage');
     const parts = storage.backends.map((backend) => (backend.reachable
-      ? `${backend.name}: reachable (${backend.description})`
-      : `${backend.name}: UNREACHABLE (${backend.error || backend.description})`));
+      ? `${backend.description}: reachable`
+      : `${backend.description}: UNREACHABLE (${backend.error || 'no answer'})`));
     line.textContent = `Reading from ${storage.reads_from}. ${parts.join('; ')}.`;
     line.dataset.state = storage.backends.every((backend) => backend.reachable) ? 'ok' : 'degraded';
   } catch (error) {

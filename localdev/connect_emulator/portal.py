@@ -2,7 +2,8 @@
 
 Plain HTTP on 127.0.0.1 (a browser needs no certificate). The portal's own page lists the
 installations the emulation knows (those of the events delivered so far) and links each
-one's UI pages, as the extension declared them in its web worker's setup (`@module_pages`).
+one's UI pages, as the extension declared them in its web worker's setup (`@module_pages`),
+shown in a portal frame (portal_pages.py) or on their own.
 
 Each installation gets its own origin (a port of its own): every browser call made there,
 `/static/...` as well as `/api/...`, is forwarded to the runner's web worker as a web task
@@ -12,7 +13,6 @@ show two installations at once. As the gateway does, the caller's own credential
 Authorization) and any X-Connect-* header a caller sends are not passed on: the call
 context comes from the portal only.
 """
-import html
 import logging
 import socket
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
 from aiohttp import web
 from connect.eaas.core.proto import HttpRequest, HttpResponse
 
+from localdev.connect_emulator.portal_pages import frame_page, index_page
 from localdev.connect_emulator.webtasks import (
     CallContext,
     WebTaskError,
@@ -99,7 +100,10 @@ class LocalPortal:
 
     async def start(self) -> None:
         app = web.Application()
-        app.add_routes([web.get('/', self.index)])
+        app.add_routes([
+            web.get('/', self.index),
+            web.get('/installations/{installation_id}/pages/{number:\\d+}', self.frame),
+        ])
         self._runner, self._port = await _listen(app)
         logger.info('Local portal on %s', self.url)
 
@@ -171,52 +175,29 @@ class LocalPortal:
         )
 
     async def index(self, request: web.Request) -> web.Response:
-        return web.Response(text=await self.index_html(), content_type='text/html')
-
-    async def index_html(self) -> str:
         pages = ui_pages(self.emulator.web.ui_modules)
-        rows = []
+        installations = []
         for installation in self.emulator.objects.installations():
             links = []
-            for label, url in pages:
-                target = await self.page_url(installation['id'], url)
-                links.append(f'<a href="{html.escape(target)}">{html.escape(label)}</a>')
-            owner = installation.get('owner', {})
-            rows.append(
-                f'<tr><td>{html.escape(installation["id"])}</td>'
-                f'<td>{html.escape(owner.get("name", ""))} ({html.escape(owner.get("id", ""))})'
-                f'</td><td>{" ".join(links) or "-"}</td></tr>',
-            )
-        if self.emulator.web.is_ready():
-            worker = (f"The runner's web worker is connected; pages declared: "
-                      f'{html.escape(", ".join(label for label, _ in pages) or "none")}.')
-        else:
-            worker = ('No runner web worker is connected (does the extension declare a '
-                      '<code>webapp</code> entry point?).')
-        table = ''.join(rows) or (
-            '<tr><td colspan="3">No installation yet: deliver an event of one.</td></tr>')
-        return PORTAL_PAGE.format(
-            extension=html.escape(self.emulator.service_id),
-            environment=html.escape(self.emulator.environment_id),
-            worker=worker, rows=table,
-        )
+            for number, (label, url) in enumerate(pages):
+                links.append((label, f'/installations/{installation["id"]}/pages/{number}'))
+                links.append(('standalone', await self.page_url(installation['id'], url)))
+            installations.append((installation, links))
+        return web.Response(content_type='text/html', text=index_page(
+            extension=self.emulator.service_id, environment=self.emulator.environment_id,
+            worker_ready=self.emulator.web.is_ready(),
+            page_labels=[label for label, _ in pages], installations=installations,
+        ))
 
-
-PORTAL_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Local Connect portal</title>
-<style>
-body {{ font: 14px/1.5 system-ui, sans-serif; margin: 24px; color: #212121; }}
-table {{ border-collapse: collapse; }}
-th, td {{ text-align: left; padding: 6px 16px 6px 0; border-bottom: 1px solid #e0e0e0; }}
-a {{ color: #1565c0; }}
-</style></head>
-<body>
-<h1>Local Connect portal</h1>
-<p>Extension {extension}, environment {environment}. {worker}</p>
-<p>Each installation's pages open on an origin of their own, as a user of that
-installation's account: every call there reaches the extension as a web task with that
-installation's context.</p>
-<table><thead><tr><th>Installation</th><th>Account</th><th>Pages</th></tr></thead>
-<tbody>{rows}</tbody></table>
-</body></html>
-"""
+    async def frame(self, request: web.Request) -> web.Response:
+        """One page of an installation in a portal frame."""
+        installation = self.emulator.objects.installation(request.match_info['installation_id'])
+        pages = ui_pages(self.emulator.web.ui_modules)
+        number = int(request.match_info['number'])
+        if installation is None or number >= len(pages):
+            raise web.HTTPNotFound(text='No such installation or page.')
+        label, url = pages[number]
+        return web.Response(content_type='text/html', text=frame_page(
+            portal_url=self.url, installation=installation, label=label,
+            page_url=await self.page_url(installation['id'], url),
+        ))

@@ -54,7 +54,8 @@ async def served(tmp_path_factory) -> AsyncIterator[Served]:
     log = directory / 'runner.log'
     variables = {'DATABASE_URL': f'sqlite:///{directory}/events.sqlite3'}
     try:
-        async with offline_runner(variables=variables, log_path=log) as emulator, \
+        async with offline_runner(variables=variables, log_path=log,
+                                  ready_timeout=TIMEOUT_SECONDS) as emulator, \
                 LocalPortal(emulator) as portal, \
                 httpx.AsyncClient(trust_env=False, timeout=30) as client:
             deliveries = await asyncio.wait_for(
@@ -145,7 +146,8 @@ async def test_the_page_and_the_storage_view_come_from_the_runner(served):
         == [('sql', True)]
     for installation_id in (VENDOR, DISTRIBUTOR):
         link = await served.portal.page_url(installation_id)
-        assert f'<a href="{link}">Events</a>' in listing.text
+        assert f'<a href="{link}">standalone</a>' in listing.text
+        assert f'<a href="/installations/{installation_id}/pages/0">Events</a>' in listing.text
 
 
 @pytest.fixture(scope='module')
@@ -181,7 +183,7 @@ async def test_a_browser_shows_the_installation_events_and_a_timeline(
     assert {'badge badge-pending', 'badge badge-inquiring', 'badge badge-approved'} <= set(
         re.findall(r'class="(badge badge-[a-z]+)"', dom))
     assert '>1-3 of 3<' in dom
-    assert 'Reading from sql. sql: reachable' in dom
+    assert re.search(r'Reading from sql\. [^<]*sqlite:[^<]*: reachable\.', dom)
     assert 'Opened outside the Connect portal.' in dom
     for event in expected_events(DISTRIBUTOR):
         assert event.request_id not in dom
@@ -191,8 +193,16 @@ async def test_a_browser_shows_the_installation_events_and_a_timeline(
     steps = re.search(r'<ol id="timeline-steps"[^>]*>(.*?)</ol>', dom, re.DOTALL).group(1)
     assert re.findall(r'badge-([a-z]+)', steps) == ['pending', 'inquiring', 'approved']
 
+    # In a portal frame, the page's connect-ui-toolkit bridge answers the portal: it
+    # announces itself, gets $init, then reports its size.
+    framed = f'{served.portal.url}installations/{VENDOR}/pages/0'
+    dom = await chromium.dump_dom(framed)
+    heard = re.search(r'<p id="bridge"[^>]*data-heard="([^"]*)"', dom)
+    assert heard, dom
+    assert {'$created', '$size'} <= set(heard.group(1).split())
+
     screenshot = tmp_path / 'events-page.png'
-    await chromium.screenshot(timeline_url, screenshot, size=(1280, 720))
+    await chromium.screenshot(f'{framed}#{VENDOR_REQUEST}', screenshot, size=(1280, 720))
     assert png_size(screenshot.read_bytes()) == (1280, 720)
     keep = os.environ.get(SCREENSHOT_VARIABLE)
     if keep:

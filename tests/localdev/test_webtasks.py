@@ -161,10 +161,18 @@ async def test_the_portal_lists_installations_with_the_declared_pages(
     page = (await browser.get(portal.url)).text
 
     for installation in (VENDOR, DISTRIBUTOR):
-        link = await portal.page_url(installation['id'])
-        assert f'<a href="{link}">Events</a>' in page
+        framed = f'/installations/{installation["id"]}/pages/0'
+        standalone = await portal.page_url(installation['id'])
+        assert f'<a href="{framed}">Events</a> <a href="{standalone}">standalone</a>' in page
         assert installation['owner']['name'] in page
+        frame = await browser.get(portal.url.rstrip('/') + framed)
+        assert f'<iframe id="slot" name="extension-slot" src="{standalone}">' in frame.text
+        assert f'{installation["owner"]["name"]} ({installation["id"]}) &rsaquo; Events' in (
+            frame.text)
     assert 'web worker is connected; pages declared: Events' in page
+    for missing in ('EIN-0000/pages/0', f'{VENDOR["id"]}/pages/1'):
+        response = await browser.get(f'{portal.url}installations/{missing}')
+        assert response.status_code == 404
     root = await browser.get(await portal.installation_origin(VENDOR['id']) + '/')
     assert (root.status_code, root.headers['location']) == (302, '/static/index.html')
 
