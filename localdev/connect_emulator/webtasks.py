@@ -175,6 +175,8 @@ class WebAppChannel:
                      f'(does the extension declare a `webapp` entry point?)',
             ) from None
         takers = [link for link in self._links if link.taking_tasks]
+        if not takers:  # the last one said it shuts down while this call waited
+            raise WebTaskError(503, 'the runner web worker is shutting down')
         link = takers[next(self._turns) % len(takers)]
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
