@@ -10,7 +10,7 @@ the same events go through:
 and, once, end to end through the Connect emulation and the real runner. Measurements are
 compared as ratios taken in the same run, since the machine is shared and noisy.
 
-    python -m localdev.bench [--quick] [--backends sqlite,postgresql,dataapi,e2e]
+    python -m localdev.bench [--quick] [--backends sqlite,postgresql,dataapi,e2e,reads]
 """
 import argparse
 import asyncio
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from connect_mongodb_example.storage.registry import close_all
-from localdev import bench_machine
+from localdev import bench_machine, bench_reads
 from localdev.bench_dataapi import RawDataApiWork, dataapi_server, handler_config
 from localdev.bench_e2e import runner_work
 from localdev.bench_measure import Measurement, Work, measure
@@ -40,7 +40,7 @@ from localdev.bench_sql import (
 from localdev.bench_workloads import EventFactory, HandlerWork
 from localdev.offline import REPO_ROOT
 
-BACKENDS = ('sqlite', 'postgresql', 'dataapi', 'e2e')
+BACKENDS = ('sqlite', 'postgresql', 'dataapi', 'e2e', 'reads')
 HANDLER, RAW, PER_EVENT, RUNNER = 'handler', 'raw', 'per-event', 'runner'
 #: Targets of issue 6: (backend, concurrency or None for every one, ratio name, minimum).
 HANDLER_VS_RAW_MIN = 0.8
@@ -65,6 +65,7 @@ class Bench:
         self.notes: List[str] = []
         self.versions: Dict[str, str] = {}
         self._tags = itertools.count(1)
+        self.reads = ''  # the report of localdev.bench_reads
 
     def tag(self) -> int:
         return next(self._tags)
@@ -244,6 +245,7 @@ def report(bench: Bench, seconds: float) -> str:
         f'{POOLED_VS_PER_EVENT_MIN:g}):',
         *ratios(bench),
         '',
+        *([bench.reads, ''] if bench.reads else []),
         f'Total time {seconds:.0f}s.',
     ]
     return '\n'.join(lines)
@@ -306,6 +308,8 @@ async def run(options: argparse.Namespace) -> Bench:
             await bench_dataapi(bench)
         if 'e2e' in options.backends:
             await bench_e2e(bench, directory)
+        if 'reads' in options.backends:
+            bench.reads = await bench_reads.bench(quick=options.quick)
     return bench
 
 

@@ -10,9 +10,10 @@ or from code:
     async with DataApiServer(api_key='k') as server:
         ...  # DATA_API_URL=server.base_url, DATA_API_KEY='k'
 
-Implements POST {base}/action/findOne, find, insertOne and updateOne (upsert, $setOnInsert,
-$inc, $set...) with Atlas-shaped replies and errors ({"error": ..., "error_code": ...}), and
-the three ways of sending the key the `dataapi` backend knows: api-key, bearer and basic.
+Implements POST {base}/action/findOne, find, aggregate, insertOne and updateOne (upsert,
+$setOnInsert, $inc, $set...) with Atlas-shaped replies and errors ({"error": ...,
+"error_code": ...}), and the three ways of sending the key the `dataapi` backend knows:
+api-key, bearer and basic.
 Bodies are read as Extended JSON; replies are relaxed EJSON, or plain JSON (dates as ISO
 strings, ids as strings) unless the client accepts application/ejson.
 """
@@ -194,6 +195,13 @@ def _find(collection: Any, body: Dict[str, Any]) -> Dict[str, Any]:
     return {'documents': list(cursor)}
 
 
+def _aggregate(collection: Any, body: Dict[str, Any]) -> Dict[str, Any]:
+    pipeline = body.get('pipeline')
+    if not isinstance(pipeline, list):
+        raise ApiError(400, 'InvalidParameter', 'pipeline must be an array')
+    return {'documents': list(collection.aggregate(pipeline))}
+
+
 def _insert_one(collection: Any, body: Dict[str, Any]) -> Dict[str, Any]:
     document = body.get('document')
     if not isinstance(document, dict):
@@ -218,6 +226,7 @@ def _update_one(collection: Any, body: Dict[str, Any]) -> Dict[str, Any]:
 ACTIONS: Dict[str, Callable[[Any, Dict[str, Any]], Dict[str, Any]]] = {
     'findOne': _find_one,
     'find': _find,
+    'aggregate': _aggregate,
     'insertOne': _insert_one,
     'updateOne': _update_one,
 }

@@ -5,11 +5,11 @@ from typing import Any, Dict, List
 
 import pytest
 import toml
-from connect.eaas.core.constants import VARIABLES_INFO_ATTR_NAME
+from connect.eaas.core.constants import MODULE_PAGES_ATTR_NAME, VARIABLES_INFO_ATTR_NAME
 from connect.eaas.core.validation.models import ValidationItem
 from connect.eaas.core.validation.validators import get_validators
 
-from connect_mongodb_example import extension
+from connect_mongodb_example import extension, webapp
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The runner image the validators expect is the one the project pins as a dev dependency.
@@ -67,3 +67,24 @@ def test_extension_json_has_the_urls_the_runner_needs(name):
     descriptor_file = PROJECT_DIR / 'connect_mongodb_example' / 'extension.json'
     descriptor = json.loads(descriptor_file.read_text())
     assert descriptor[name].startswith('https://')
+
+
+def test_the_web_application_is_declared_and_validated():
+    context: Dict[str, Any] = {'project_dir': str(PROJECT_DIR)}
+    result = get_validators()[0](context)  # pyproject.toml: loads the declared applications
+    classes = result.context['extension_classes']
+    assert classes['webapp'] is webapp.EventsWebApplication
+    assert classes['eventsapp'] is extension.StatefulEventsApplication
+    assert webapp.EventsWebApplication.get_ui_modules() == {
+        'modules': {'label': 'Events', 'url': '/static/index.html'}}
+    # Both applications read the same variables, so both declare them.
+    assert webapp.EventsWebApplication.get_variables() == \
+        extension.StatefulEventsApplication.get_variables()
+
+
+def test_validators_catch_a_module_page_that_is_not_there(monkeypatch):
+    """A control: the web application's checks do run (a page must exist under static/)."""
+    monkeypatch.setattr(webapp.EventsWebApplication, MODULE_PAGES_ATTR_NAME,
+                        {'label': 'Events', 'url': '/static/missing.html'})
+    errors = [item.message for item in validate(PROJECT_DIR) if item.level == 'ERROR']
+    assert any('/static/missing.html' in message for message in errors), errors

@@ -1,9 +1,26 @@
 """The one interface every storage backend implements."""
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar, Hashable, List, Optional, Tuple
 
 from connect_mongodb_example.config import ConfigReader, Variable
 from connect_mongodb_example.records import EventRecord
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a read returns: always one installation's, optionally narrowed.
+
+    The installation is required so that no read can return every installation's events.
+    """
+
+    installation_id: str
+    status: Optional[str] = None
+    request_id: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.installation_id, str) or not self.installation_id:
+            raise ValueError('an event read needs the installation id')
 
 
 class EventStore(ABC):
@@ -49,6 +66,18 @@ class EventStore(ABC):
         self, request_id: str, installation_id: Optional[str] = None,
     ) -> List[EventRecord]:
         """The records of a request, oldest first; only one installation's when given."""
+
+    @abstractmethod
+    async def list_events(
+        self, where: EventFilter, *, limit: int, offset: int = 0,
+    ) -> List[EventRecord]:
+        """A page of the matching records, newest first: `last_received_at` descending, then
+        `key`. Pages carry no request documents (`request` is empty): they can be large,
+        and `find` returns them."""
+
+    @abstractmethod
+    async def count_events(self, where: EventFilter) -> int:
+        """How many records match."""
 
     @abstractmethod
     async def ping(self) -> None:

@@ -34,7 +34,7 @@ from connect_mongodb_example.errors import (
 )
 from connect_mongodb_example.records import EventRecord
 from connect_mongodb_example.storage import mongo_documents as documents
-from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.base import EventFilter, EventStore
 
 logger = logging.getLogger(__name__)
 
@@ -180,10 +180,28 @@ class DataApiEventStore(EventStore):
             'sort': dict(documents.SORT),
             'limit': FIND_LIMIT,
         })
-        found = reply.get('documents')
-        if not isinstance(found, list):
-            raise StorageRejected(f'{self.describe()}: the find reply has no documents list')
-        return [documents.to_record(document) for document in found]
+        return [documents.to_record(document) for document in self._documents(reply, 'find')]
+
+    async def list_events(
+        self, where: EventFilter, *, limit: int, offset: int = 0,
+    ) -> List[EventRecord]:
+        reply = await self._post('find', {
+            'filter': documents.events_filter(where),
+            'projection': documents.LISTED_PROJECTION,
+            'sort': dict(documents.NEWEST_FIRST),
+            'skip': offset,
+            'limit': limit,
+        })
+        return [documents.to_record(document) for document in self._documents(reply, 'find')]
+
+    async def count_events(self, where: EventFilter) -> int:
+        # The Data API has no count action: an aggregation counts on the server.
+        reply = await self._post('aggregate', {'pipeline': [
+            {'$match': documents.events_filter(where)}, {'$count': 'events'},
+        ]})
+        counted = self._documents(reply, 'aggregate')
+        # $count yields no document at all when nothing matched.
+        return int(counted[0]['events']) if counted else 0
 
     async def ping(self) -> None:
         await self._post('findOne', {'filter': PING_FILTER, 'projection': {'_id': 1}})
@@ -192,6 +210,12 @@ class DataApiEventStore(EventStore):
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+    def _documents(self, reply: Dict[str, Any], action: str) -> List[Dict[str, Any]]:
+        found = reply.get('documents')
+        if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+            raise StorageRejected(f'{self.describe()}: the {action} reply has no documents list')
+        return found
 
     def _http(self) -> httpx.AsyncClient:
         """The store's one pooled client, created on first use."""

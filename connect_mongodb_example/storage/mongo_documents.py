@@ -11,15 +11,25 @@ from bson.errors import InvalidDocument
 
 from connect_mongodb_example.errors import InvalidRequest
 from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
+from connect_mongodb_example.storage.base import EventFilter
 
 KEY_INDEX_NAME = 'connect_events_idempotency_key_uniq'
 REQUEST_INDEX_NAME = 'connect_events_request_installation_idx'
+RECENT_INDEX_NAME = 'connect_events_installation_recent_idx'
+STATUS_RECENT_INDEX_NAME = 'connect_events_installation_status_recent_idx'
+#: Newest first, as pages list events; `key` orders events received in the same millisecond.
+NEWEST_FIRST: Tuple[Tuple[str, int], ...] = (('last_received_at', -1), ('key', 1))
 #: (keys, options) of the indexes the driver backend creates. The key index is sparse so that
 #: it can be added to a collection already holding documents without `key` (the tutorial's).
 INDEXES: Tuple[Tuple[List[Tuple[str, int]], Dict[str, Any]], ...] = (
     ([('key', 1)], {'name': KEY_INDEX_NAME, 'unique': True, 'sparse': True}),
     ([('request_id', 1), ('installation_id', 1)], {'name': REQUEST_INDEX_NAME}),
+    # One installation's events newest first, all of them or of one status: the pages.
+    ([('installation_id', 1), *NEWEST_FIRST], {'name': RECENT_INDEX_NAME}),
+    ([('installation_id', 1), ('status', 1), *NEWEST_FIRST], {'name': STATUS_RECENT_INDEX_NAME}),
 )
+#: What a page reads of each document: everything but the request, which it does not show.
+LISTED_PROJECTION = {'_id': False, 'request': False}
 #: Oldest first; `_id` breaks ties between records received in the same millisecond.
 SORT: Tuple[Tuple[str, int], ...] = (('received_at', 1), ('_id', 1))
 
@@ -71,6 +81,15 @@ def request_filter(request_id: str, installation_id: Optional[str] = None) -> Di
     query: Dict[str, Any] = {'request_id': request_id}
     if installation_id is not None:
         query['installation_id'] = installation_id
+    return query
+
+
+def events_filter(where: EventFilter) -> Dict[str, Any]:
+    query: Dict[str, Any] = {'installation_id': where.installation_id}
+    if where.status is not None:
+        query['status'] = where.status
+    if where.request_id is not None:
+        query['request_id'] = where.request_id
     return query
 
 

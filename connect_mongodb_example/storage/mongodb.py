@@ -34,7 +34,7 @@ from connect_mongodb_example.errors import (
 )
 from connect_mongodb_example.records import EventRecord
 from connect_mongodb_example.storage import mongo_documents as documents
-from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.base import EventFilter, EventStore
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +167,21 @@ class MongoEventStore(EventStore):
             cursor = collection.find(documents.request_filter(request_id, installation_id))
             found = await cursor.sort(list(documents.SORT)).to_list(None)
         return [documents.to_record(document) for document in found]
+
+    async def list_events(
+        self, where: EventFilter, *, limit: int, offset: int = 0,
+    ) -> List[EventRecord]:
+        with self._translated_errors():
+            collection = await self._collection()
+            cursor = collection.find(documents.events_filter(where), documents.LISTED_PROJECTION)
+            found = await cursor.sort(list(documents.NEWEST_FIRST)).skip(offset).limit(
+                limit).to_list(None)
+        return [documents.to_record(document) for document in found]
+
+    async def count_events(self, where: EventFilter) -> int:
+        with self._translated_errors():
+            collection = await self._collection()
+            return int(await collection.count_documents(documents.events_filter(where)))
 
     async def ping(self) -> None:
         with self._translated_errors():

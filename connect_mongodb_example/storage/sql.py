@@ -26,10 +26,11 @@ from connect_mongodb_example.errors import (
     first_line,
 )
 from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
-from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.base import EventFilter, EventStore
 from connect_mongodb_example.storage.sql_schema import (
     COLUMN_LENGTHS,
     EncodedJSON,
+    counts_model,
     ensure_schema,
     event_model,
 )
@@ -116,6 +117,14 @@ class SqlEventStore(EventStore):
     ) -> List[EventRecord]:
         return await self._call(self._find, request_id, installation_id)
 
+    async def list_events(
+        self, where: EventFilter, *, limit: int, offset: int = 0,
+    ) -> List[EventRecord]:
+        return await self._call(self._list, where, limit, offset)
+
+    async def count_events(self, where: EventFilter) -> int:
+        return await self._call(self._count, where)
+
     async def ping(self) -> None:
         await self._call(lambda: self._database.execute_sql('SELECT 1').fetchone())
 
@@ -179,6 +188,38 @@ class SqlEventStore(EventStore):
         if installation_id is not None:
             query = query.where(model.installation_id == installation_id)
         return [_to_record(row) for row in query.order_by(model.received_at, model.id)]
+
+    def _list(self, where: EventFilter, limit: int, offset: int) -> List[EventRecord]:
+        model = self._model
+        # Every column but the request document, which a page does not show.
+        columns = [field for field in model._meta.sorted_fields if field.name != 'request']
+        query = self._matching(model.select(*columns), where).order_by(
+            model.last_received_at.desc(), model.key,
+        ).limit(limit).offset(offset)
+        return [_to_record(row) for row in query]
+
+    def _count(self, where: EventFilter) -> int:
+        model = self._model
+        if where.request_id is not None:
+            # A request has a few events: the request index finds them.
+            return self._matching(model.select(peewee.fn.COUNT(model.id)), where).scalar()
+        # The counts the triggers keep (see sql_schema): a page must not count a million rows.
+        counts = counts_model(self._database)
+        query = counts.select(peewee.fn.COALESCE(peewee.fn.SUM(counts.events), 0)).where(
+            counts.installation_id == where.installation_id)
+        if where.status is not None:
+            query = query.where(counts.status == where.status)
+        return int(query.scalar())
+
+    def _matching(self, query: Any, where: EventFilter) -> Any:
+        """`query` narrowed to the filter; the read indexes start with these columns."""
+        model = self._model
+        query = query.where(model.installation_id == where.installation_id)
+        if where.status is not None:
+            query = query.where(model.status == where.status)
+        if where.request_id is not None:
+            query = query.where(model.request_id == where.request_id)
+        return query
 
     def _close(self) -> None:
         database, self._database = self._database, None
@@ -267,7 +308,8 @@ def _to_record(row: Any) -> EventRecord:
         received_at=_aware_utc(row.received_at),
         last_received_at=_aware_utc(row.last_received_at),
         delivery_count=row.delivery_count,
-        request=row.request,
+        # None when the query did not select it (pages leave the document out).
+        request=row.request if row.request is not None else {},
     )
 
 

@@ -70,6 +70,23 @@ def event_model(database: peewee.Database) -> Any:
     return Event
 
 
+def counts_model(database: peewee.Database) -> Any:
+    """The counts the triggers of migration 3 keep, for reading (see "counts" below)."""
+
+    class EventCount(peewee.Model):
+        installation_id = peewee.CharField()
+        status = peewee.CharField()
+        shard = peewee.SmallIntegerField()
+        events = peewee.BigIntegerField()
+
+        class Meta:
+            table_name = COUNTS_TABLE
+            primary_key = peewee.CompositeKey('installation_id', 'status', 'shard')
+
+    EventCount._meta.set_database(database)
+    return EventCount
+
+
 def version_model(database: peewee.Database) -> Any:
 
     class SchemaVersion(peewee.Model):
@@ -87,9 +104,94 @@ def _create_events_table(database: peewee.Database) -> None:
     database.create_tables([event_model(database)], safe=True)
 
 
+def _add_read_indexes(database: peewee.Database) -> None:
+    """One installation's events newest first, all of them or of one status: a page and its
+    count read only the index entries they need, however many events others have.
+    Written out rather than derived from the model, so that this migration never changes."""
+    for name, columns in (
+        ('connect_events_installation_recent_idx', 'installation_id, last_received_at DESC, key'),
+        ('connect_events_installation_status_recent_idx',
+         'installation_id, status, last_received_at DESC, key'),
+    ):
+        database.execute_sql(f'CREATE INDEX IF NOT EXISTS {name} ON {EVENTS_TABLE} ({columns})')
+
+
+# -- counts -------------------------------------------------------------------------------
+# Counting a million index entries takes over 100 ms on SQLite and PostgreSQL, and every page
+# shows the total. So a trigger adds one to a row of the counts for every new event (a
+# redelivery updates its event: no insert) and takes one off for a deleted one, and a count
+# reads a few hundred small rows at most. On PostgreSQL each connection adds to its own shard
+# of the row, so that concurrent writers of one installation do not queue on one row lock.
+# Events without an installation are not counted: no read can ask for them.
+COUNTS_TABLE = 'connect_events_counts'
+# PostgreSQL: writers spread over this many rows per installation and status.
+SHARDS = 16
+
+_CREATE_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {COUNTS_TABLE} (
+    installation_id VARCHAR(128) NOT NULL,
+    status VARCHAR(32) NOT NULL,
+    shard SMALLINT NOT NULL,
+    events BIGINT NOT NULL,
+    PRIMARY KEY (installation_id, status, shard)
+)"""
+# Only into an empty table: a process that ran this migration at the same time as another
+# (both saw it missing) must not count the events twice. (Table names are constants: S608.)
+_BACKFILL = f"""
+INSERT INTO {COUNTS_TABLE} (installation_id, status, shard, events)
+SELECT installation_id, status, 0, COUNT(*) FROM {EVENTS_TABLE}
+WHERE installation_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {COUNTS_TABLE})
+GROUP BY installation_id, status"""  # noqa: S608
+_ADD = (f'INSERT INTO {COUNTS_TABLE} (installation_id, status, shard, events) '  # noqa: S608
+        'VALUES ({row}.installation_id, {row}.status, {shard}, {delta}) '
+        'ON CONFLICT (installation_id, status, shard) '
+        f'DO UPDATE SET events = {COUNTS_TABLE}.events + {{delta}}')
+
+_POSTGRES_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION {COUNTS_TABLE}_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.installation_id IS NOT NULL THEN
+            {_ADD.format(row='NEW', shard=f'mod(pg_backend_pid(), {SHARDS})', delta=1)};
+        END IF;
+    ELSIF OLD.installation_id IS NOT NULL THEN
+        {_ADD.format(row='OLD', shard=f'mod(pg_backend_pid(), {SHARDS})', delta=-1)};
+    END IF;
+    RETURN NULL;
+END $$"""
+_POSTGRES_TRIGGER = (f'CREATE TRIGGER {COUNTS_TABLE}_keep AFTER INSERT OR DELETE ON {EVENTS_TABLE} '
+                     f'FOR EACH ROW EXECUTE FUNCTION {COUNTS_TABLE}_keep()')
+_SQLITE_TRIGGERS = tuple(
+    f'CREATE TRIGGER IF NOT EXISTS {COUNTS_TABLE}_{operation.lower()} AFTER {operation} '
+    f'ON {EVENTS_TABLE} WHEN {row}.installation_id IS NOT NULL BEGIN '
+    f'{_ADD.format(row=row, shard=0, delta=delta)}; END'
+    for operation, row, delta in (('INSERT', 'NEW', 1), ('DELETE', 'OLD', -1))
+)
+
+
+def _add_counts(database: peewee.Database) -> None:
+    """The migration that creates the counts, counts the events stored so far and installs
+    the triggers; run in one transaction, with writes to the events held off meanwhile."""
+    postgres = isinstance(database, peewee.PostgresqlDatabase)
+    if postgres:
+        # SQLite's first write already locks the whole database.
+        database.execute_sql(f'LOCK TABLE {EVENTS_TABLE} IN SHARE ROW EXCLUSIVE MODE')
+    database.execute_sql(_CREATE_TABLE)
+    database.execute_sql(_BACKFILL)
+    if postgres:
+        database.execute_sql(_POSTGRES_FUNCTION)
+        database.execute_sql(f'DROP TRIGGER IF EXISTS {COUNTS_TABLE}_keep ON {EVENTS_TABLE}')
+        database.execute_sql(_POSTGRES_TRIGGER)
+    else:
+        for trigger in _SQLITE_TRIGGERS:
+            database.execute_sql(trigger)
+
+
 #: (version, migration). Append to change the schema; never edit an applied migration.
 MIGRATIONS: List[Tuple[int, Callable[[peewee.Database], None]]] = [
     (1, _create_events_table),
+    (2, _add_read_indexes),
+    (3, _add_counts),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

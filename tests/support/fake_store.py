@@ -5,7 +5,7 @@ from typing import ClassVar, Dict, List, Optional
 
 from connect_mongodb_example.config import ConfigReader, Variable
 from connect_mongodb_example.records import EventRecord
-from connect_mongodb_example.storage.base import EventStore
+from connect_mongodb_example.storage.base import EventFilter, EventStore
 
 FAKE_STORE_NAME = Variable('FAKE_STORE_NAME', 'Which fake store to use.', default='default')
 
@@ -59,6 +59,28 @@ class FakeEventStore(EventStore):
             record for record in self.records.values()
             if record.request_id == request_id
             and installation_id in (None, record.installation_id)
+        ]
+
+    async def list_events(
+        self, where: EventFilter, *, limit: int, offset: int = 0,
+    ) -> List[EventRecord]:
+        if self.fail_with is not None:
+            raise self.fail_with
+        found = sorted(self._matching(where), key=lambda record: record.key)
+        found.sort(key=lambda record: record.last_received_at, reverse=True)
+        return [replace(record, request={}) for record in found[offset:offset + limit]]
+
+    async def count_events(self, where: EventFilter) -> int:
+        if self.fail_with is not None:
+            raise self.fail_with
+        return len(self._matching(where))
+
+    def _matching(self, where: EventFilter) -> List[EventRecord]:
+        return [
+            record for record in self.records.values()
+            if record.installation_id == where.installation_id
+            and where.status in (None, record.status)
+            and where.request_id in (None, record.request_id)
         ]
 
     async def ping(self) -> None:

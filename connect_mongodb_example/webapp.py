@@ -1,0 +1,159 @@
+"""The web application: each installation's stored events, read back as JSON, and the page
+that shows them (`static/`, declared as the "Events" module page).
+
+Every answer is scoped to the installation of the call context, which Connect's gateway sets
+(`X-Connect-Installation-Id`, read through eaas-core's injection): never to a query
+parameter or a body, so no caller can read another installation's events. Reads come from
+the first backend of STORAGE_BACKENDS.
+"""
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Dict, Mapping, Optional
+
+from connect.eaas.core.decorators import module_pages, router, variables, web_app
+from connect.eaas.core.extension import WebApplicationBase
+from connect.eaas.core.inject.common import get_call_context, get_config
+from connect.eaas.core.inject.models import Context
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+from connect_mongodb_example.errors import (
+    ConfigurationError,
+    StorageRejected,
+    StorageUnavailable,
+    first_line,
+)
+from connect_mongodb_example.event_views import content_range, listed_event, timeline_entry
+from connect_mongodb_example.recorder import stores_for
+from connect_mongodb_example.records import PURCHASE_REQUEST_STATUSES
+from connect_mongodb_example.settings import Settings, load_settings, variable_declarations
+from connect_mongodb_example.storage.base import EventFilter, EventStore
+from connect_mongodb_example.storage.registry import close_all
+
+logger = logging.getLogger(__name__)
+
+INSTALLATION_HEADER = 'X-Connect-Installation-Id'
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+def caller_installation(
+    request: Request, context: Context = Depends(get_call_context),
+) -> str:
+    """The installation of the call context; a call without exactly one is refused (400)."""
+    if len(request.headers.getlist(INSTALLATION_HEADER)) > 1:
+        raise HTTPException(400, f'the call context names several installations '
+                                 f'({INSTALLATION_HEADER} given more than once)')
+    installation_id = (context.installation_id or '').strip()
+    if not installation_id:
+        raise HTTPException(400, f'no installation in the call context ({INSTALLATION_HEADER}): '
+                                 'events are only shown to an installation of the extension')
+    return installation_id
+
+
+@web_app(router)
+@module_pages('Events', '/static/index.html')
+@variables(variable_declarations())
+class EventsWebApplication(WebApplicationBase):
+    """Serves the stored events; storage clients are per process, as for the events app."""
+
+    installation_id: str = Depends(caller_installation)
+    config: Dict[str, Any] = Depends(get_config)
+
+    @classmethod
+    async def on_shutdown(cls, logger: logging.LoggerAdapter, config: Mapping[str, Any]) -> None:
+        await close_all()
+
+    @router.get('/events', summary="The installation's events, newest first")
+    async def list_events(
+        self,
+        status: Optional[str] = Query(None, description='only events of this status'),
+        request_id: Optional[str] = Query(None, description='only events of this request'),
+        limit: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+        offset: int = Query(0, ge=0),
+    ) -> JSONResponse:
+        where = EventFilter(
+            self.installation_id, status=_checked_status(status),
+            request_id=(request_id or '').strip() or None,
+        )
+        async with self._reading() as (store, timeout):
+            records, total = await asyncio.wait_for(asyncio.gather(
+                store.list_events(where, limit=limit, offset=offset),
+                store.count_events(where),
+            ), timeout)
+        # A response, not a return value: FastAPI would validate every item again (ms a page).
+        return JSONResponse(
+            [listed_event(record) for record in records],
+            headers={'Content-Range': content_range(offset, len(records), total)},
+        )
+
+    @router.get('/requests/{request_id}/timeline', summary='Every status a request went through')
+    async def request_timeline(self, request_id: str) -> JSONResponse:
+        async with self._reading() as (store, timeout):
+            records = await asyncio.wait_for(
+                store.find(request_id, installation_id=self.installation_id), timeout,
+            )
+        # The same answer whether another installation has this request or nobody has.
+        if not records:
+            raise HTTPException(404, f'this installation has no event of request {request_id}')
+        return JSONResponse({
+            'request_id': request_id, 'events': [timeline_entry(record) for record in records],
+        })
+
+    @router.get('/storage', summary='The configured backends, and whether they answer')
+    async def storage_health(self) -> Dict[str, Any]:
+        settings = self._settings()
+        stores = stores_for(settings)
+        reports = await asyncio.gather(*(_health(store, settings) for store in stores))
+        return {'reads_from': settings.backends[0], 'backends': list(reports)}
+
+    def _settings(self) -> Settings:
+        try:
+            return load_settings(self.config)
+        except ConfigurationError as error:
+            # Names the variable, never a secure value.
+            raise HTTPException(503, f'configuration problem: {error}') from None
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[Any]:
+        """(The store reads come from, the storage timeout); storage errors become 5xx."""
+        settings = self._settings()
+        store = stores_for(settings)[0]
+        try:
+            yield store, settings.storage_timeout
+        except asyncio.TimeoutError:
+            raise HTTPException(503, f'{store.describe()}: no answer within '
+                                     f'{settings.storage_timeout:g}s') from None
+        except StorageUnavailable as error:
+            logger.warning('Reading events: %s', error)
+            raise HTTPException(503, str(error)) from None
+        except StorageRejected as error:
+            logger.error('Reading events: %s', error)
+            raise HTTPException(502, str(error)) from None
+
+
+def _checked_status(status: Optional[str]) -> Optional[str]:
+    status = (status or '').strip()
+    if not status:
+        return None
+    if status not in PURCHASE_REQUEST_STATUSES:
+        raise HTTPException(400, f'status must be one of {", ".join(PURCHASE_REQUEST_STATUSES)}, '
+                                 f'got {status[:40]!r}')
+    return status
+
+
+async def _health(store: EventStore, settings: Settings) -> Dict[str, Any]:
+    """One backend as the storage view shows it: where it is (no secrets) and if it answers."""
+    error: Optional[str] = None
+    try:
+        await asyncio.wait_for(store.ping(), settings.storage_timeout)
+    except asyncio.TimeoutError:
+        error = f'no answer within {settings.storage_timeout:g}s'
+    except (StorageUnavailable, StorageRejected) as problem:
+        # The stores' messages are made to be logged: they never carry a password or key.
+        error = first_line(problem)
+    except Exception as problem:  # noqa: BLE001 - anything else is shown by its type only
+        error = type(problem).__name__
+    return {'name': store.name, 'description': store.describe(), 'reachable': error is None,
+            'error': error}

@@ -1,0 +1,290 @@
+"""The web application through eaas-core's WebAppTestClient, on every backend that runs here:
+the JSON API, and that it only ever shows the calling installation's events."""
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+from connect.eaas.core.testing.testclient import WebAppTestClient
+
+from connect_mongodb_example.recorder import stores_for
+from connect_mongodb_example.records import build_record
+from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage.registry import close_all
+from connect_mongodb_example.webapp import EventsWebApplication
+from localdev.dataapi_server import DataApiServer
+from tests.storage.mongo_fakes import FakeMongo
+from tests.support.requests import purchase_request
+
+MINE = 'EIN-1111-1111-1111'
+THEIRS = 'EIN-2222-2222-2222'
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+DATA_API_KEY = 'webapp-data-api-key'
+LISTED = {'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
+          'account_id', 'delivery_count', 'received_at', 'last_received_at'}
+
+
+class Web:
+    """A WebAppTestClient with a backend behind it: `get` calls as an installation's user."""
+
+    def __init__(self, client: WebAppTestClient, config: Dict[str, str]):
+        self.client = client
+        self.config = config
+
+    def get(self, path: str, installation: Optional[str] = MINE, **kwargs: Any) -> Any:
+        kwargs.setdefault('config', self.config)
+        if installation is not None:
+            kwargs['installation'] = {'id': installation}
+        return self.client.get(path, **kwargs)
+
+    def save(self, installation: Optional[str], request_id: str, status: str, seconds: int,
+             updated: Optional[str] = None) -> None:
+        """Store one event as the events application would (in the client's event loop,
+        where the process-wide stores live)."""
+        record = build_record(
+            purchase_request(request_id, status=status, updated=updated or f'u{seconds}'),
+            installation={'id': installation, 'owner': {'id': 'VA-000-001'}}
+            if installation else None,
+            received_at=T0 + timedelta(seconds=seconds),
+        )
+
+        async def save() -> None:
+            for store in stores_for(load_settings(self.config)):
+                await store.save(record)
+
+        self.client.portal.call(save)
+
+
+@pytest.fixture(params=[
+    'sqlite', pytest.param('postgresql', marks=pytest.mark.postgres), 'mongodb', 'dataapi',
+])
+def web(request, monkeypatch) -> Iterator[Web]:
+    yield from _web(request.param, request, monkeypatch)
+
+
+@pytest.fixture
+def sqlite_web(request, monkeypatch) -> Iterator[Web]:
+    """For what happens before any read: one backend is enough."""
+    yield from _web('sqlite', request, monkeypatch)
+
+
+def _web(backend: str, request, monkeypatch) -> Iterator[Web]:
+    with WebAppTestClient(EventsWebApplication) as client:
+        server = None
+        if backend == 'dataapi':
+            # Served from the client's event loop, like the stores that call it.
+            server = DataApiServer(api_key=DATA_API_KEY)
+            client.portal.call(server.start)
+            config = {'STORAGE_BACKENDS': 'dataapi', 'DATA_API_URL': server.base_url,
+                      'DATA_API_KEY': DATA_API_KEY}
+        elif backend == 'mongodb':
+            FakeMongo().install(monkeypatch)
+            config = {'STORAGE_BACKENDS': 'mongodb', 'MONGODB_URI': 'mongodb://127.0.0.1'}
+        else:
+            fixture = 'sqlite_url' if backend == 'sqlite' else 'postgres_url'
+            config = {'STORAGE_BACKENDS': 'sql',
+                      'DATABASE_URL': request.getfixturevalue(fixture)}
+        try:
+            yield Web(client, config)
+        finally:
+            client.portal.call(close_all)
+            if server is not None:
+                client.portal.call(server.stop)
+
+
+@pytest.fixture
+def stored(web) -> Web:
+    """Mine: PR-0001 pending then approved, PR-0002 pending; theirs: PR-0001 (the same
+    request, seen by their installation too) and PR-0009; and one with no installation."""
+    web.save(MINE, 'PR-0001', 'pending', 1)
+    web.save(MINE, 'PR-0002', 'pending', 2)
+    web.save(MINE, 'PR-0001', 'approved', 3)
+    web.save(THEIRS, 'PR-0001', 'pending', 4)
+    web.save(THEIRS, 'PR-0009', 'inquiring', 5)
+    web.save(None, 'PR-0010', 'pending', 6)
+    return web
+
+
+def listed(response) -> List[tuple]:
+    assert response.status_code == 200, response.text
+    return [(item['request_id'], item['status']) for item in response.json()]
+
+
+# -- GET /api/events --------------------------------------------------------------------------
+
+def test_events_are_the_installations_newest_first(stored):
+    response = stored.get('/api/events')
+    assert listed(response) == [('PR-0001', 'approved'), ('PR-0002', 'pending'),
+                                ('PR-0001', 'pending')]
+    assert response.headers['content-range'] == 'items 0-2/3'
+    first = response.json()[0]
+    assert set(first) == LISTED
+    assert first == {
+        'key': f'{MINE}/PR-0001:approved:u3', 'request_id': 'PR-0001', 'status': 'approved',
+        'updated': 'u3', 'event_type': 'asset_purchase_request_processing',
+        'asset_id': 'AS-1234-5678-9012', 'product_id': 'PRD-276-377-545',
+        'account_id': 'VA-000-001', 'delivery_count': 1,
+        'received_at': '2026-11-20T10:00:03Z', 'last_received_at': '2026-11-20T10:00:03Z',
+    }
+
+
+def test_events_page_with_limit_and_offset(stored):
+    response = stored.get('/api/events?limit=2&offset=1')
+    assert listed(response) == [('PR-0002', 'pending'), ('PR-0001', 'pending')]
+    assert response.headers['content-range'] == 'items 1-2/3'
+    beyond = stored.get('/api/events?limit=2&offset=3')
+    assert listed(beyond) == []
+    assert beyond.headers['content-range'] == 'items 3-3/3'
+
+
+def test_events_filter_by_status_and_request(stored):
+    response = stored.get('/api/events?status=pending')
+    assert listed(response) == [('PR-0002', 'pending'), ('PR-0001', 'pending')]
+    assert response.headers['content-range'] == 'items 0-1/2'
+    response = stored.get('/api/events?request_id=PR-0001')
+    assert listed(response) == [('PR-0001', 'approved'), ('PR-0001', 'pending')]
+    response = stored.get('/api/events?request_id=PR-0001&status=approved')
+    assert listed(response) == [('PR-0001', 'approved')]
+    # An empty filter is no filter (a table adapter sends `status=` once cleared).
+    assert len(stored.get('/api/events?status=&request_id=').json()) == 3
+
+
+def test_no_events_is_an_empty_page(web):
+    response = web.get('/api/events')
+    assert listed(response) == []
+    assert response.headers['content-range'] == 'items 0-0/0'
+
+
+def test_a_redelivery_counts_and_comes_first(stored):
+    stored.save(MINE, 'PR-0001', 'pending', 60, updated='u1')
+    [first, *_] = stored.get('/api/events').json()
+    assert (first['request_id'], first['status'], first['delivery_count']) == (
+        'PR-0001', 'pending', 2)
+    assert first['received_at'] == '2026-11-20T10:00:01Z'
+    assert first['last_received_at'] == '2026-11-20T10:01:00Z'
+    assert stored.get('/api/events').headers['content-range'] == 'items 0-2/3'
+
+
+@pytest.mark.parametrize(('query', 'parameter'), [
+    ('status=done', 'status'), ('status=PENDING', 'status'), ('limit=0', 'limit'),
+    ('limit=201', 'limit'), ('limit=ten', 'limit'), ('offset=-1', 'offset'),
+])
+def test_bad_parameters_are_refused_naming_them(sqlite_web, query, parameter):
+    response = sqlite_web.get(f'/api/events?{query}')
+    assert response.status_code in (400, 422)
+    assert parameter in json.dumps(response.json())
+
+
+# -- GET /api/requests/{id}/timeline -----------------------------------------------------------
+
+def test_timeline_is_every_status_of_the_request_oldest_first(stored):
+    stored.save(MINE, 'PR-0001', 'pending', 30, updated='u1')  # a redelivery
+    response = stored.get('/api/requests/PR-0001/timeline')
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body['request_id'] == 'PR-0001'
+    assert body['events'] == [
+        {'status': 'pending', 'updated': 'u1', 'delivery_count': 2,
+         'received_at': '2026-11-20T10:00:01Z', 'last_received_at': '2026-11-20T10:00:30Z',
+         'event_type': 'asset_purchase_request_processing'},
+        {'status': 'approved', 'updated': 'u3', 'delivery_count': 1,
+         'received_at': '2026-11-20T10:00:03Z', 'last_received_at': '2026-11-20T10:00:03Z',
+         'event_type': 'asset_purchase_request_processing'},
+    ]
+
+
+def test_timeline_of_an_unknown_request_is_404(stored):
+    response = stored.get('/api/requests/PR-9999/timeline')
+    assert response.status_code == 404
+    assert 'PR-9999' in response.json()['detail']
+
+
+# -- GET /api/storage --------------------------------------------------------------------------
+
+def test_storage_shows_the_backend_reads_come_from(web):
+    response = web.get('/api/storage')
+    assert response.status_code == 200, response.text
+    body = response.json()
+    name = web.config['STORAGE_BACKENDS']
+    assert body['reads_from'] == name
+    [backend] = body['backends']
+    assert backend['name'] == name
+    assert backend['reachable'] is True
+    assert backend['error'] is None
+    assert backend['description'].startswith(name)
+
+
+# -- tenant isolation --------------------------------------------------------------------------
+
+def test_each_installation_sees_only_its_own_events(stored):
+    theirs = stored.get('/api/events', installation=THEIRS)
+    assert listed(theirs) == [('PR-0009', 'inquiring'), ('PR-0001', 'pending')]
+    assert theirs.headers['content-range'] == 'items 0-1/2'
+    assert all(item['key'].startswith(f'{THEIRS}/') for item in theirs.json())
+    mine = stored.get('/api/events')
+    assert all(item['key'].startswith(f'{MINE}/') for item in mine.json())
+
+
+def test_guessing_another_installations_request_finds_nothing(stored):
+    assert stored.get('/api/requests/PR-0009/timeline').status_code == 404
+    assert listed(stored.get('/api/events?request_id=PR-0009')) == []
+    # A request both installations saw: each one's timeline is its own.
+    theirs = stored.get('/api/requests/PR-0001/timeline', installation=THEIRS).json()
+    assert [event['status'] for event in theirs['events']] == ['pending']
+
+
+@pytest.mark.parametrize('forged', [
+    'installation_id={theirs}', 'installation={theirs}', 'installation_id={theirs}&limit=50',
+])
+def test_query_parameters_cannot_choose_the_installation(stored, forged):
+    response = stored.get(f'/api/events?{forged.format(theirs=THEIRS)}')
+    assert listed(response) == [('PR-0001', 'approved'), ('PR-0002', 'pending'),
+                                ('PR-0001', 'pending')]
+
+
+def test_a_body_cannot_choose_the_installation(stored):
+    response = stored.client.request(
+        'GET', '/api/events', json={'installation_id': THEIRS}, installation={'id': MINE},
+        config=stored.config,
+    )
+    assert {item['key'].split('/')[0] for item in response.json()} == {MINE}
+
+
+@pytest.mark.parametrize('path', [
+    '/api/events', '/api/events?installation_id=EIN-2222-2222-2222',
+    '/api/requests/PR-0001/timeline', '/api/storage',
+])
+def test_without_an_installation_every_endpoint_refuses(stored, path):
+    response = stored.get(path, installation=None)
+    assert response.status_code == 400
+    assert 'installation' in response.json()['detail']
+    assert 'PR-' not in response.text
+
+
+@pytest.mark.parametrize('headers', [
+    # Other headers are not the call context, whatever they say.
+    {'X-Connect-Account-Id': 'VA-000-002', 'X-Installation-Id': THEIRS},
+    {'X-Connect-Tier-Account-Id': THEIRS, 'Installation': THEIRS},
+])
+def test_other_headers_cannot_choose_the_installation(stored, headers):
+    response = stored.get('/api/events', headers=dict(headers))
+    assert {item['key'].split('/')[0] for item in response.json()} == {MINE}
+    assert stored.get('/api/events', installation=None, headers=dict(headers)).status_code == 400
+
+
+def test_two_installation_headers_are_refused(stored):
+    """A forwarder that appended the caller's own header to the gateway's must not let the
+    caller's win: a context naming two installations is no context."""
+    # Past WebAppTestClient's own header handling, which keeps one value per name.
+    response = super(WebAppTestClient, stored.client).request('GET', '/api/events', headers=[
+        ('X-Connect-Installation-Id', MINE), ('x-connect-installation-id', THEIRS),
+        ('X-Connect-Config', json.dumps(stored.config)),
+    ])
+    assert response.status_code == 400
+    assert 'several installations' in response.json()['detail']
+
+
+def test_blank_installation_is_no_installation(stored):
+    response = stored.client.get('/api/events', config=stored.config,
+                                 context={'installation_id': '  '})
+    assert response.status_code == 400
