@@ -13,6 +13,7 @@ show two installations at once. As the gateway does, the caller's own credential
 Authorization) and any X-Connect-* header a caller sends are not passed on: the call
 context comes from the portal only.
 """
+import asyncio
 import logging
 import socket
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
@@ -97,6 +98,7 @@ class LocalPortal:
         self._port: Optional[int] = None
         #: installation id -> (its server, its port)
         self._origins: Dict[str, Tuple[web.AppRunner, int]] = {}
+        self._opening: Optional[asyncio.Lock] = None
 
     async def start(self) -> None:
         app = web.Application()
@@ -105,6 +107,7 @@ class LocalPortal:
             web.get('/installations/{installation_id}/pages/{number:\\d+}', self.frame),
         ])
         self._runner, self._port = await _listen(app)
+        self._opening = asyncio.Lock()
         logger.info('Local portal on %s', self.url)
 
     async def close(self) -> None:
@@ -133,11 +136,15 @@ class LocalPortal:
         installation = self.emulator.objects.installation(installation_id)
         if installation is None:
             raise KeyError(f'installation {installation_id} is not known to the emulation')
-        if installation_id not in self._origins:
-            context = installation_context(installation, self.emulator.account.id)
-            app = web.Application()
-            app.add_routes([web.route('*', '/{tail:.*}', self._forwarder(context))])
-            self._origins[installation_id] = await _listen(app)
+        if self._opening is None:
+            raise RuntimeError('the portal is not started')
+        # One origin per installation, even when two calls ask for it at once.
+        async with self._opening:
+            if installation_id not in self._origins:
+                context = installation_context(installation, self.emulator.account.id)
+                app = web.Application()
+                app.add_routes([web.route('*', '/{tail:.*}', self._forwarder(context))])
+                self._origins[installation_id] = await _listen(app)
         return f'http://{LOOPBACK}:{self._origins[installation_id][1]}'
 
     async def page_url(self, installation_id: str, page: str = '/static/index.html') -> str:

@@ -143,6 +143,12 @@ async def test_each_installation_has_its_own_origin_and_context(portal, web_work
     distributor = await portal.installation_origin(DISTRIBUTOR['id'])
     assert vendor != distributor
     assert await portal.installation_origin(VENDOR['id']) == vendor
+    # Asked for at once, an installation still gets one origin.
+    emulator = portal.emulator
+    emulator.objects.put_installation(dict(VENDOR, id='EIN-7777-7777-7777'))
+    twice = await asyncio.gather(*(portal.installation_origin('EIN-7777-7777-7777')
+                                   for _ in range(2)))
+    assert twice[0] == twice[1]
 
     calling = asyncio.create_task(browser.get(f'{distributor}/static/index.html'))
     task = await web_worker.receive()
