@@ -32,7 +32,6 @@ from localdev.connect_emulator.rest import API_PREFIX, connect_error
 from localdev.connect_emulator.websocket import (
     HANDSHAKE_TIMEOUT_SECONDS,
     MAX_MESSAGE_SIZE,
-    RunnerDisconnected,
     SetupResponder,
 )
 
@@ -192,8 +191,6 @@ class WebAppChannel:
                 504, f'the web worker did not answer {request.method} {request.url} '
                      f'within {ANSWER_WAIT_SECONDS}s',
             ) from None
-        except RunnerDisconnected as error:
-            raise WebTaskError(502, str(error)) from None
         finally:
             link.pending.pop(correlation_id, None)
 
@@ -279,9 +276,9 @@ class WebAppChannel:
         self._update_ready()
         for correlation_id, future in link.pending.items():
             if not future.done():
-                future.set_exception(RunnerDisconnected(
-                    f'the runner web worker disconnected before answering web task '
-                    f'{correlation_id}',
+                future.set_exception(WebTaskError(
+                    502, f'the runner web worker disconnected before answering web task '
+                         f'{correlation_id}',
                 ))
         logger.info('Runner web worker disconnected (instance %s)', link.instance_id)
 
