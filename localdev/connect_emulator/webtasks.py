@@ -181,10 +181,13 @@ class WebAppChannel:
         future: asyncio.Future[HttpResponse] = asyncio.get_running_loop().create_future()
         link.pending[correlation_id] = future
         try:
-            await link.ws.send_json(web_task_message(
-                correlation_id=correlation_id, reply_to=link.instance_id,
-                request=request, context=context,
-            ))
+            try:
+                await link.ws.send_json(web_task_message(
+                    correlation_id=correlation_id, reply_to=link.instance_id,
+                    request=request, context=context,
+                ))
+            except (ConnectionError, RuntimeError) as error:  # closing under our feet
+                raise WebTaskError(502, f'the runner web worker is gone: {error}') from None
             return await asyncio.wait_for(future, ANSWER_WAIT_SECONDS)
         except asyncio.TimeoutError:
             raise WebTaskError(
