@@ -211,3 +211,17 @@ async def test_a_worker_that_disconnects_mid_call_gives_502(portal, web_worker, 
 async def test_an_unknown_installation_has_no_origin(portal):
     with pytest.raises(KeyError, match='EIN-0000'):
         await portal.installation_origin('EIN-0000')
+
+
+async def test_a_worker_that_shuts_down_gets_no_new_call(portal, web_worker, browser, monkeypatch):
+    monkeypatch.setattr(webtasks, 'WORKER_WAIT_SECONDS', 0.1)
+    await web_worker.setup()
+
+    await web_worker.send(Message(version=2, message_type=MessageType.SHUTDOWN))
+    for _ in range(100):
+        if not portal.emulator.web.is_ready():
+            break
+        await asyncio.sleep(0.01)
+
+    response = await browser.get(await portal.page_url(VENDOR['id']))
+    assert response.status_code == 503
