@@ -8,7 +8,7 @@ from connect_mongodb_example.storage import BACKENDS
 STORAGE_BACKENDS = Variable(
     'STORAGE_BACKENDS',
     'Comma-separated storage backends every event is written to: '
-    + ', '.join(BACKENDS) + '.',
+    + ', '.join(BACKENDS) + '. The Events page reads from the first.',
     default='sql',
 )
 STORAGE_TIMEOUT_SECONDS = Variable(

@@ -191,11 +191,14 @@ class SqlEventStore(EventStore):
 
     def _list(self, where: EventFilter, limit: int, offset: int) -> List[EventRecord]:
         model = self._model
+        newest_first = (model.last_received_at.desc(), model.key)
+        # The page's keys first, from the read index alone: skipping `offset` entries then
+        # costs no table rows. Only the page's own rows are read, by their unique key.
+        keys = self._matching(model.select(model.key), where).order_by(
+            *newest_first).limit(limit).offset(offset)
         # Every column but the request document, which a page does not show.
         columns = [field for field in model._meta.sorted_fields if field.name != 'request']
-        query = self._matching(model.select(*columns), where).order_by(
-            model.last_received_at.desc(), model.key,
-        ).limit(limit).offset(offset)
+        query = model.select(*columns).where(model.key.in_(keys)).order_by(*newest_first)
         return [_to_record(row) for row in query]
 
     def _count(self, where: EventFilter) -> int:

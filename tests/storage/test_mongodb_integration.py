@@ -138,3 +138,23 @@ async def test_wrong_password_is_rejected(collection, purchase_request):
     finally:
         await store.close()
     assert 'wrong-password-123' not in str(caught.value)
+
+
+async def test_pages_and_counts_use_the_read_indexes(store, collection, purchase_request):
+    from connect_mongodb_example.storage import mongo_documents
+    from connect_mongodb_example.storage.base import EventFilter
+
+    for index, status in enumerate(('pending', 'approved', 'pending')):
+        await store.save(build_record(purchase_request(f'PR-{index}', status=status),
+                                      installation={'id': 'EIN-A'}))
+    await store.save(build_record(purchase_request('PR-9'), installation={'id': 'EIN-B'}))
+    page = await store.list_events(EventFilter('EIN-A'), limit=2, offset=1)
+    assert [r.request_id for r in page] == ['PR-1', 'PR-0']
+    assert page[0].request == {}
+    assert await store.count_events(EventFilter('EIN-A', status='pending')) == 2
+    indexes = collection.index_information()
+    assert mongo_documents.RECENT_INDEX_NAME in indexes
+    assert mongo_documents.STATUS_RECENT_INDEX_NAME in indexes
+    plan = collection.find({'installation_id': 'EIN-A'}).sort(
+        list(mongo_documents.NEWEST_FIRST)).limit(50).explain()
+    assert mongo_documents.RECENT_INDEX_NAME in str(plan['queryPlanner']['winningPlan'])
