@@ -174,14 +174,22 @@ async function showStorage() {
 
 // -- wiring ----------------------------------------------------------------------------------
 
-$('filters').addEventListener('submit', (submit) => {
-  submit.preventDefault();
+// The filters live in the form and in the address (?status=...&request_id=...), so a
+// filtered view can be bookmarked or linked to.
+function applyFilters() {
   filters = {};
   const status = $('status').value;
   const requestId = $('request-id').value.trim();
   if (status) filters.status = status;
   if (requestId) filters.request_id = requestId;
-  show(events.filter(filters));
+  const query = new URLSearchParams(filters).toString();
+  history.replaceState(null, '', `${location.pathname}${query ? `?${query}` : ''}${location.hash}`);
+  return show(events.filter(filters));
+}
+
+$('filters').addEventListener('submit', (submit) => {
+  submit.preventDefault();
+  applyFilters();
   showStorage();
 });
 $('status').addEventListener('change', () => $('filters').requestSubmit());
@@ -192,9 +200,12 @@ $('timeline-close').addEventListener('click', () => {
   history.replaceState(null, '', location.pathname + location.search);
 });
 
+const asked = new URLSearchParams(location.search);
+$('status').value = asked.get('status') || '';
+$('request-id').value = asked.get('request_id') || '';
 connectToPortal();
 showStorage();
-show(events.load());
+applyFilters();
 if (location.hash.length > 1) openTimeline(decodeURIComponent(location.hash.slice(1)));
 // New events keep arriving: reread the page being looked at, with its filters.
 setInterval(() => { if (!document.hidden) show(events.load()); }, REFRESH_MILLISECONDS);

@@ -188,6 +188,12 @@ async def test_a_browser_shows_the_installation_events_and_a_timeline(
     for event in expected_events(DISTRIBUTOR):
         assert event.request_id not in dom
 
+    # Filters come from the address too: a filtered view can be linked to.
+    filtered = table_rows(await chromium.dump_dom(f'{url}?status=approved'))
+    assert [(cells[0], cells[1]) for cells in filtered.values()] == [
+        (VENDOR_REQUEST, 'approved'),
+    ]
+
     timeline_url = f'{url}#{VENDOR_REQUEST}'
     dom = await chromium.dump_dom(timeline_url)
     steps = re.search(r'<ol id="timeline-steps"[^>]*>(.*?)</ol>', dom, re.DOTALL).group(1)
