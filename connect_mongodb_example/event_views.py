@@ -3,7 +3,7 @@ timeline entry, and the Content-Range of a page. The request documents are never
 from datetime import datetime, timezone
 from typing import Any, Dict
 
-from connect_mongodb_example.records import EventRecord
+from connect_mongodb_example.event_record import EventRecord
 
 #: The fields of a page item, in order (installation_id is left out: it is always the caller's).
 LISTED_FIELDS = (

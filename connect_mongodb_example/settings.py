@@ -2,13 +2,13 @@
 from dataclasses import dataclass
 from typing import Dict, Hashable, List, Mapping, Optional, Tuple
 
-from connect_mongodb_example.config import ConfigReader, Variable
 from connect_mongodb_example.storage import BACKENDS
+from connect_mongodb_example.variables import ConfigReader, Variable
 
 STORAGE_BACKENDS = Variable(
     'STORAGE_BACKENDS',
-    'Comma-separated storage backends every event is written to: '
-    + ', '.join(BACKENDS) + '. The Events page reads from the first.',
+    'Comma-separated backends each event is written to: '
+    + ', '.join(f'`{name}`' for name in BACKENDS) + '. The Events page reads from the first.',
     default='sql',
 )
 STORAGE_TIMEOUT_SECONDS = Variable(
@@ -26,7 +26,6 @@ APPLICATION_VARIABLES = (STORAGE_BACKENDS, STORAGE_TIMEOUT_SECONDS, RETRY_COUNTD
 
 @dataclass(frozen=True)
 class Settings:
-    backends: Tuple[str, ...]
     storage_timeout: float
     retry_countdown: int
     # (backend name, that backend's settings), in the order of STORAGE_BACKENDS.
@@ -51,7 +50,6 @@ def load_settings(config: Optional[Mapping[str, object]]) -> Settings:
     reader = ConfigReader(config)
     backends = reader.names(STORAGE_BACKENDS, BACKENDS)
     return Settings(
-        backends=backends,
         storage_timeout=reader.seconds(STORAGE_TIMEOUT_SECONDS, minimum=0.1, maximum=600),
         retry_countdown=reader.integer(RETRY_COUNTDOWN_SECONDS, minimum=30, maximum=86400),
         backend_settings=tuple((name, BACKENDS[name].parse_settings(reader)) for name in backends),

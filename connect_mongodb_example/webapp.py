@@ -25,11 +25,10 @@ from connect_mongodb_example.errors import (
     first_line,
 )
 from connect_mongodb_example.event_views import content_range, listed_event, timeline_entry
-from connect_mongodb_example.recorder import stores_for
-from connect_mongodb_example.records import PURCHASE_REQUEST_STATUSES
+from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.settings import Settings, load_settings, variable_declarations
 from connect_mongodb_example.storage.base import EventFilter, EventStore
-from connect_mongodb_example.storage.registry import close_all
+from connect_mongodb_example.storage.registry import close_all, stores_for
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ class EventsWebApplication(WebApplicationBase):
         settings = self._settings()
         stores = stores_for(settings)
         reports = await asyncio.gather(*(_health(store, settings) for store in stores))
-        return {'reads_from': settings.backends[0], 'backends': list(reports)}
+        return {'reads_from': stores[0].name, 'backends': list(reports)}
 
     def _settings(self) -> Settings:
         try:
@@ -137,8 +136,8 @@ def _checked_status(status: Optional[str]) -> Optional[str]:
     status = (status or '').strip()
     if not status:
         return None
-    if status not in PURCHASE_REQUEST_STATUSES:
-        raise HTTPException(400, f'status must be one of {", ".join(PURCHASE_REQUEST_STATUSES)}, '
+    if status not in PURCHASE_REQUEST.statuses:
+        raise HTTPException(400, f'status must be one of {", ".join(PURCHASE_REQUEST.statuses)}, '
                                  f'got {status[:40]!r}')
     return status
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
 from connect_mongodb_example.errors import InvalidRequest, StorageRejected, StorageUnavailable
-from connect_mongodb_example.recorder import stores_for
-from connect_mongodb_example.records import EventRecord, build_record
+from connect_mongodb_example.event_record import EventRecord, build_record
+from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.settings import load_settings
-from connect_mongodb_example.storage.registry import close_all
+from connect_mongodb_example.storage.registry import close_all, stores_for
 from localdev.connect_emulator import Delivery
 
 
@@ -40,7 +40,8 @@ async def read_back(
         for delivery in deliveries:
             event = delivery.event
             try:
-                expected = build_record(event.request, installation=event.installation)
+                expected = build_record(
+                    event.request, PURCHASE_REQUEST, installation=event.installation)
             except InvalidRequest as error:
                 rows.append(StoredEvent(delivery, {}, problem=str(error)))
                 continue

@@ -25,6 +25,7 @@ import yaml
 from connect.eaas.core.validation.validators.base import validate_docker_compose_yml
 
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage import BACKENDS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -528,14 +529,14 @@ def local_variable_tables() -> Dict[str, Dict[str, str]]:
 
 
 def test_howto_has_a_variable_table_for_each_backend():
-    assert set(local_variable_tables()) == {'sql', 'mongodb', 'dataapi'}
+    assert set(local_variable_tables()) == set(BACKENDS)
 
 
-@pytest.mark.parametrize('backend', ['sql', 'mongodb', 'dataapi'])
+@pytest.mark.parametrize('backend', list(BACKENDS))
 def test_howto_local_variables_are_accepted_by_the_extension(backend):
     rows = local_variable_tables()[backend]
     for value in rows.values():
         if '://' in value:
             assert_url_matches_compose(value, inside=True)
     settings = load_settings(rows)
-    assert settings.backends == (backend,)
+    assert [name for name, _ in settings.backend_settings] == [backend]

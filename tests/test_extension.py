@@ -3,9 +3,8 @@ import logging
 
 from connect.eaas.core.enums import ResultType
 
-from connect_mongodb_example.extension import StatefulEventsApplication
-from connect_mongodb_example.records import PURCHASE_REQUEST_STATUSES
-from connect_mongodb_example.storage.registry import open_stores
+from connect_mongodb_example.extension import PURCHASE_REQUEST, StatefulEventsApplication
+from tests.support.delivery import open_stores
 
 
 def new_task_app(config, logger, installation=None):
@@ -19,9 +18,9 @@ def test_handles_purchase_requests_in_every_status():
     assert event == {
         'method': 'handle_asset_purchase_request_processing',
         'event_type': 'asset_purchase_request_processing',
-        'statuses': list(PURCHASE_REQUEST_STATUSES),
+        'statuses': list(PURCHASE_REQUEST.statuses),
     }
-    assert set(PURCHASE_REQUEST_STATUSES) == {
+    assert set(PURCHASE_REQUEST.statuses) == {
         'pending', 'approved', 'failed', 'inquiring', 'scheduled', 'revoking', 'revoked',
     }
 

@@ -13,7 +13,6 @@ from connect_mongodb_example.storage.sql import SqlSettings
 def test_no_configuration_means_embedded_sqlite():
     settings = load_settings({})
     assert settings == Settings(
-        backends=('sql',),
         storage_timeout=10.0,
         retry_countdown=30,
         backend_settings=(('sql', SqlSettings('sqlite:///data/events.sqlite3', 8)),),

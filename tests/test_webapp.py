@@ -7,19 +7,16 @@ from typing import Any, Dict, Iterator, List, Optional
 import pytest
 from connect.eaas.core.testing.testclient import WebAppTestClient
 
-from connect_mongodb_example.recorder import stores_for
-from connect_mongodb_example.records import build_record
 from connect_mongodb_example.settings import load_settings
-from connect_mongodb_example.storage.registry import close_all
+from connect_mongodb_example.storage.registry import close_all, stores_for
 from connect_mongodb_example.webapp import EventsWebApplication
-from localdev.dataapi_server import DataApiServer
-from tests.storage.mongo_fakes import FakeMongo
+from tests.support.backends import backend_config, backend_targets
+from tests.support.records import purchase_record
 from tests.support.requests import purchase_request
 
 MINE = 'EIN-1111-1111-1111'
 THEIRS = 'EIN-2222-2222-2222'
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
-DATA_API_KEY = 'webapp-data-api-key'
 LISTED = {'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
           'account_id', 'delivery_count', 'received_at', 'last_received_at'}
 
@@ -41,7 +38,7 @@ class Web:
              updated: Optional[str] = None) -> None:
         """Store one event as the events application would (in the client's event loop,
         where the process-wide stores live)."""
-        record = build_record(
+        record = purchase_record(
             purchase_request(request_id, status=status, updated=updated or f'u{seconds}'),
             installation={'id': installation, 'owner': {'id': 'VA-000-001'}}
             if installation else None,
@@ -55,41 +52,26 @@ class Web:
         self.client.portal.call(save)
 
 
-@pytest.fixture(params=[
-    'sqlite', pytest.param('postgresql', marks=pytest.mark.postgres), 'mongodb', 'dataapi',
-])
-def web(request, monkeypatch) -> Iterator[Web]:
-    yield from _web(request.param, request, monkeypatch)
+@pytest.fixture(params=backend_targets())
+def web(request) -> Iterator[Web]:
+    yield from _web(request.param, request)
 
 
 @pytest.fixture
-def sqlite_web(request, monkeypatch) -> Iterator[Web]:
+def sqlite_web(request) -> Iterator[Web]:
     """For what happens before any read: one backend is enough."""
-    yield from _web('sqlite', request, monkeypatch)
+    yield from _web('sql-sqlite', request)
 
 
-def _web(backend: str, request, monkeypatch) -> Iterator[Web]:
+def _web(target: str, request) -> Iterator[Web]:
     with WebAppTestClient(EventsWebApplication) as client:
-        server = None
-        if backend == 'dataapi':
-            # Served from the client's event loop, like the stores that call it.
-            server = DataApiServer(api_key=DATA_API_KEY)
-            client.portal.call(server.start)
-            config = {'STORAGE_BACKENDS': 'dataapi', 'DATA_API_URL': server.base_url,
-                      'DATA_API_KEY': DATA_API_KEY}
-        elif backend == 'mongodb':
-            FakeMongo().install(monkeypatch)
-            config = {'STORAGE_BACKENDS': 'mongodb', 'MONGODB_URI': 'mongodb://127.0.0.1'}
-        else:
-            fixture = 'sqlite_url' if backend == 'sqlite' else 'postgres_url'
-            config = {'STORAGE_BACKENDS': 'sql',
-                      'DATABASE_URL': request.getfixturevalue(fixture)}
-        try:
-            yield Web(client, config)
-        finally:
-            client.portal.call(close_all)
-            if server is not None:
-                client.portal.call(server.stop)
+        # The backend's server (if any) runs in the client's event loop, like the stores.
+        configured = client.portal.wrap_async_context_manager(backend_config(target, request))
+        with configured as config:
+            try:
+                yield Web(client, config)
+            finally:
+                client.portal.call(close_all)
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Hashable, List, Optional, Tuple
 
-from connect_mongodb_example.config import ConfigReader, Variable
-from connect_mongodb_example.records import EventRecord
+from connect_mongodb_example.event_record import EventRecord
+from connect_mongodb_example.variables import ConfigReader, Variable
 
 
 @dataclass(frozen=True)

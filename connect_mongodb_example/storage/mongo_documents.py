@@ -10,7 +10,8 @@ import bson
 from bson.errors import InvalidDocument
 
 from connect_mongodb_example.errors import InvalidRequest
-from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
+from connect_mongodb_example.event_record import STORED_FIELDS, EventRecord
+from connect_mongodb_example.record_fields import COUNT, INCREMENT, JSON, LATEST, TIME, Stored
 from connect_mongodb_example.storage.base import EventFilter
 
 KEY_INDEX_NAME = 'connect_events_idempotency_key_uniq'
@@ -28,8 +29,10 @@ INDEXES: Tuple[Tuple[List[Tuple[str, int]], Dict[str, Any]], ...] = (
     ([('installation_id', 1), *NEWEST_FIRST], {'name': RECENT_INDEX_NAME}),
     ([('installation_id', 1), ('status', 1), *NEWEST_FIRST], {'name': STATUS_RECENT_INDEX_NAME}),
 )
-#: What a page reads of each document: everything but the request, which it does not show.
-LISTED_PROJECTION = {'_id': False, 'request': False}
+#: What a page reads of each document: every stored field but the documents, which it does
+#: not show.
+LISTED_PROJECTION = {'_id': False, **{name: False for name, stored in STORED_FIELDS
+                                     if stored.kind == JSON}}
 #: Oldest first; `_id` breaks ties between records received in the same millisecond.
 SORT: Tuple[Tuple[str, int], ...] = (('received_at', 1), ('_id', 1))
 
@@ -57,7 +60,7 @@ def stored_document(record: EventRecord) -> Dict[str, Any]:
     """The document the upsert creates, `_id` included, so that its size is the stored one."""
     update = upsert_update(record)
     return {'_id': bson.ObjectId(), **update['$setOnInsert'], **update['$set'],
-            'delivery_count': 1}
+            **dict.fromkeys(update['$inc'], 1)}
 
 
 def key_filter(record: EventRecord) -> Dict[str, Any]:
@@ -66,15 +69,16 @@ def key_filter(record: EventRecord) -> Dict[str, Any]:
 
 def upsert_update(record: EventRecord) -> Dict[str, Any]:
     """The update that stores a new record or counts one more delivery of a stored one."""
-    first_write: Dict[str, Any] = {name: getattr(record, name) for name in FIRST_WRITE_FIELDS}
-    first_write['received_at'] = _utc(record.received_at)
-    first_write['request'] = record.request
-    return {
-        '$setOnInsert': first_write,
-        # $inc on a missing field starts it at 0, so a new document gets 1.
-        '$inc': {'delivery_count': 1},
-        '$set': {'last_received_at': _utc(record.last_received_at)},
-    }
+    update: Dict[str, Dict[str, Any]] = {'$setOnInsert': {}, '$inc': {}, '$set': {}}
+    for name, stored in STORED_FIELDS:
+        if stored.on_redelivery == INCREMENT:
+            # $inc on a missing field starts it at 0, so a new document gets 1.
+            update['$inc'][name] = 1
+        elif stored.on_redelivery == LATEST:
+            update['$set'][name] = _to_mongo(stored, getattr(record, name))
+        else:
+            update['$setOnInsert'][name] = _to_mongo(stored, getattr(record, name))
+    return update
 
 
 def request_filter(request_id: str, installation_id: Optional[str] = None) -> Dict[str, Any]:
@@ -94,24 +98,33 @@ def events_filter(where: EventFilter) -> Dict[str, Any]:
 
 
 def to_record(document: Mapping[str, Any]) -> EventRecord:
-    """The record a stored document holds (`_id` and unknown fields are ignored)."""
-    received_at = _parse_moment(document['received_at'])
-    last = document.get('last_received_at')
-    return EventRecord(
-        key=document['key'],
-        request_id=document['request_id'],
-        status=document['status'],
-        updated=document['updated'],
-        event_type=document['event_type'],
-        asset_id=document.get('asset_id'),
-        product_id=document.get('product_id'),
-        installation_id=document.get('installation_id'),
-        account_id=document.get('account_id'),
-        received_at=received_at,
-        last_received_at=_parse_moment(last) if last is not None else received_at,
-        delivery_count=int(document.get('delivery_count', 1)),
-        request=dict(document.get('request') or {}),
-    )
+    """The record a stored document holds (`_id` and unknown fields are ignored; optional
+    fields a document lacks, e.g. one added to the record since it was written, are None)."""
+    values: Dict[str, Any] = {}
+    for name, stored in STORED_FIELDS:
+        if name in document:
+            values[name] = _from_mongo(stored, document[name])
+        elif stored.kind == JSON:
+            values[name] = {}
+        elif stored.nullable:
+            values[name] = None
+    return EventRecord(**values)
+
+
+def _to_mongo(stored: Stored, value: Any) -> Any:
+    return _utc(value) if stored.kind == TIME and value is not None else value
+
+
+def _from_mongo(stored: Stored, value: Any) -> Any:
+    if value is None:
+        return None
+    if stored.kind == TIME:
+        return _parse_moment(value)
+    if stored.kind == COUNT:
+        return int(value)
+    if stored.kind == JSON:
+        return dict(value)
+    return value
 
 
 def _utc(moment: datetime) -> datetime:

@@ -10,7 +10,7 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, List, Optional
-from urllib.parse import quote_plus, unquote_plus, urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 from bson.errors import InvalidDocument
 from pymongo import ReturnDocument
@@ -24,7 +24,7 @@ from pymongo.errors import (
 )
 from pymongo.uri_parser import parse_uri
 
-from connect_mongodb_example.config import ConfigReader, Variable
+import connect_mongodb_example.storage.mongo_documents as documents
 from connect_mongodb_example.errors import (
     ConfigurationError,
     InvalidRequest,
@@ -32,40 +32,45 @@ from connect_mongodb_example.errors import (
     StorageUnavailable,
     first_line,
 )
-from connect_mongodb_example.records import EventRecord
-from connect_mongodb_example.storage import mongo_documents as documents
+from connect_mongodb_example.event_record import EventRecord
+from connect_mongodb_example.redaction import Redactor, url_password
 from connect_mongodb_example.storage.base import EventFilter, EventStore
+from connect_mongodb_example.variables import ConfigReader, Variable
 
 logger = logging.getLogger(__name__)
 
 MONGODB_URI = Variable(
     'MONGODB_URI',
-    'MongoDB connection string: mongodb+srv://user:password@cluster.example.mongodb.net/ '
-    '(Atlas) or mongodb://host:27017. Escape user and password with URL quoting.',
+    'MongoDB connection string, `mongodb+srv://user:password@cluster0.abcde.mongodb.net/` (Atlas) '
+    'or `mongodb://host:27017`; user and password URL-quoted. Wins over `DB_HOST`.',
     secure=True,
 )
 MONGODB_DATABASE = Variable(
-    'MONGODB_DATABASE', 'MongoDB database of the events.', default='connect_events',
+    'MONGODB_DATABASE', 'Database of the events.', default='connect_events',
     aliases=('DB',),
 )
 MONGODB_COLLECTION = Variable(
-    'MONGODB_COLLECTION', 'MongoDB collection of the events.', default='events',
+    'MONGODB_COLLECTION', 'Collection of the events.',
+    default='events',
     aliases=('DRIVER_COLLECTION',),
 )
 MONGODB_DRIVER = Variable(
-    'MONGODB_DRIVER', 'MongoDB driver: pymongo (asyncio client) or motor.', default='pymongo',
+    'MONGODB_DRIVER',
+    "`pymongo` (PyMongo's asyncio client) or `motor` (past its end of life).",
+    default='pymongo',
 )
 MONGODB_TIMEOUT_MS = Variable(
     'MONGODB_TIMEOUT_MS',
-    'Milliseconds to wait for a MongoDB server to be selected or connected.',
+    'Server selection and connect timeout of the MongoDB driver, 100 to 120000.',
     default='5000',
 )
 DB_HOST = Variable(
-    'DB_HOST', 'Tutorial form, used when MONGODB_URI is empty: Atlas host name '
-               '(cluster0.abcde.mongodb.net).',
+    'DB_HOST', 'Tutorial form, used when `MONGODB_URI` is empty: the Atlas host name only.',
 )
 DB_USER = Variable('DB_USER', 'Tutorial form: Atlas database user.')
-DB_PASSWORD = Variable('DB_PASSWORD', "Tutorial form: that user's password.", secure=True)
+DB_PASSWORD = Variable(
+    'DB_PASSWORD', "Tutorial form: that user's password (quoted for you).", secure=True,
+)
 
 DRIVERS = ('pymongo', 'motor')
 SCHEMES = ('mongodb', 'mongodb+srv')
@@ -138,6 +143,8 @@ class MongoEventStore(EventStore):
         self._client: Any = None
         self._indexes_ready = False
         self._index_lock: Optional[asyncio.Lock] = None
+        # Driver messages name hosts, not credentials: masked regardless (belt and braces).
+        self._redact = Redactor(settings.uri, url_password(settings.uri))
         # Built once: it is logged, and put in errors, per event.
         self._description = (f'mongodb ({settings.hosts}/{settings.database}.'
                              f'{settings.collection} via {settings.driver})')
@@ -278,9 +285,7 @@ class MongoEventStore(EventStore):
         return StorageUnavailable(f'{where}: {type(error).__name__}: {message}')
 
     def _safe(self, error: BaseException) -> str:
-        """The first line of the error with the password masked (belt and braces: driver
-        messages name hosts, not credentials)."""
-        return _masked(first_line(error), self._settings.uri)
+        return self._redact(first_line(error))
 
 
 async def _has_unique_index(collection: Any, keys: Any) -> bool:
@@ -319,8 +324,9 @@ def _checked_hosts(uri: str) -> str:
     try:
         parsed = parse_uri(plain, validate=True, warn=False)
     except (PyMongoError, ValueError) as error:
-        raise ConfigurationError(MONGODB_URI.name, f'is not a valid MongoDB URI: '
-                                                   f'{_masked(str(error), uri)}') from None
+        redact = Redactor(uri, url_password(uri))
+        raise ConfigurationError(
+            MONGODB_URI.name, f'is not a valid MongoDB URI: {redact(str(error))}') from None
     nodes = parsed['nodelist']
     if srv:
         explicit_port = ':' in urlsplit(uri).netloc.rsplit('@', 1)[-1]
@@ -345,13 +351,3 @@ def _checked_name(reader: ConfigReader, var: Variable, forbidden: str, longest: 
         )
     return value
 
-
-def _masked(text: str, uri: str) -> str:
-    """`text` with the URI and its password (raw and URL-decoded) replaced by ***."""
-    netloc = uri.split('://', 1)[-1].split('/', 1)[0]
-    userinfo = netloc.rsplit('@', 1)[0] if '@' in netloc else ''
-    password = userinfo.split(':', 1)[1] if ':' in userinfo else ''
-    for secret in (uri, password, unquote_plus(password)):
-        if secret:
-            text = text.replace(secret, '***')
-    return text

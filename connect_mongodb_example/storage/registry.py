@@ -1,4 +1,4 @@
-"""One store per backend and settings, per process.
+"""Store lifetime: one store per backend and settings, per process, closed on shutdown.
 
 The runner builds a new application instance for every task, so stores cannot live on the
 instance: they live here, created on first use and closed by `close_all` on shutdown.
@@ -6,11 +6,18 @@ instance: they live here, created on first use and closed by `close_all` on shut
 import logging
 from typing import Dict, Hashable, List, Tuple
 
+from connect_mongodb_example.settings import Settings
+from connect_mongodb_example.storage import BACKENDS
 from connect_mongodb_example.storage.base import EventStore
 
 logger = logging.getLogger(__name__)
 
 _stores: Dict[Tuple[str, Hashable], EventStore] = {}
+
+
+def stores_for(settings: Settings) -> List[EventStore]:
+    """The process-wide stores of the backends `settings` selects, in their order."""
+    return [get_store(BACKENDS[name], options) for name, options in settings.backend_settings]
 
 
 def get_store(backend: type, settings: Hashable) -> EventStore:
@@ -21,10 +28,6 @@ def get_store(backend: type, settings: Hashable) -> EventStore:
         store = backend(settings)
         _stores[key] = store
     return store
-
-
-def open_stores() -> List[EventStore]:
-    return list(_stores.values())
 
 
 async def close_all() -> None:

@@ -18,14 +18,15 @@ import peewee
 from playhouse.db_url import parse as parse_db_url
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from connect_mongodb_example.config import ConfigReader, Variable, redact_url
 from connect_mongodb_example.errors import (
     ConfigurationError,
     InvalidRequest,
     StorageUnavailable,
     first_line,
 )
-from connect_mongodb_example.records import FIRST_WRITE_FIELDS, EventRecord
+from connect_mongodb_example.event_record import STORED_FIELDS, EventRecord
+from connect_mongodb_example.record_fields import COUNT, INCREMENT, JSON, LATEST, TIME, Stored
+from connect_mongodb_example.redaction import redact_url
 from connect_mongodb_example.storage.base import EventFilter, EventStore
 from connect_mongodb_example.storage.sql_schema import (
     COLUMN_LENGTHS,
@@ -34,14 +35,19 @@ from connect_mongodb_example.storage.sql_schema import (
     ensure_schema,
     event_model,
 )
+from connect_mongodb_example.variables import ConfigReader, Variable
 
 logger = logging.getLogger(__name__)
 T = TypeVar('T')
+#: What a page reads of each row: every stored field but the documents, which it does not show.
+PAGE_FIELDS = tuple((name, stored) for name, stored in STORED_FIELDS if stored.kind != JSON)
+#: One parameter of the upsert, taken from the record.
+Parameter = Callable[[EventRecord], Any]
 
 DATABASE_URL = Variable(
     'DATABASE_URL',
-    'SQL database in peewee URL form: sqlite:///relative/path.sqlite3, '
-    'sqlite:////absolute/path.sqlite3 or postgresql://user:password@host:5432/dbname.',
+    'SQL database, peewee URL form: `sqlite:///relative.sqlite3`, `sqlite:////absolute.sqlite3`, '
+    '`postgresql://user:password@host:5432/db`.',
     default='sqlite:///data/events.sqlite3',
     secure=True,
 )
@@ -86,7 +92,7 @@ class SqlEventStore(EventStore):
         self._open_lock = threading.Lock()
         self._database: Optional[peewee.Database] = None
         self._model: Any = None
-        self._upsert: Tuple[str, Tuple[Any, ...], Tuple[Any, ...]] = ('', (), ())
+        self._upsert: Tuple[str, Tuple[Parameter, ...], Tuple[Any, ...]] = ('', (), ())
         # Logged with every stored event: worked out once.
         self._description = f'sql ({redact_url(settings.url)})'
         self._postgres = urlsplit(settings.url).scheme.lower() in POSTGRES_SCHEMES
@@ -170,15 +176,8 @@ class SqlEventStore(EventStore):
             logger.info('SQL storage ready: %s', self.describe())
 
     def _save(self, record: EventRecord) -> int:
-        sql, fields, tail = self._upsert
-        values = {
-            **{name: getattr(record, name) for name in FIRST_WRITE_FIELDS},
-            'received_at': _naive_utc(record.received_at),
-            'last_received_at': _naive_utc(record.last_received_at),
-            'delivery_count': 1,
-            'request': EncodedJSON(record.request_json) if record.request_json else record.request,
-        }
-        params = tuple(field.db_value(values[field.name]) for field in fields) + tail
+        sql, parameters, tail = self._upsert
+        params = tuple(parameter(record) for parameter in parameters) + tail
         # One statement, atomic on its own: peewee runs in autocommit mode, so no BEGIN/COMMIT.
         return self._database.execute_sql(sql, params).fetchone()[0]
 
@@ -196,10 +195,9 @@ class SqlEventStore(EventStore):
         # costs no table rows. Only the page's own rows are read, by their unique key.
         keys = self._matching(model.select(model.key), where).order_by(
             *newest_first).limit(limit).offset(offset)
-        # Every column but the request document, which a page does not show.
-        columns = [field for field in model._meta.sorted_fields if field.name != 'request']
+        columns = [getattr(model, name) for name, _ in PAGE_FIELDS]
         query = model.select(*columns).where(model.key.in_(keys)).order_by(*newest_first)
-        return [_to_record(row) for row in query]
+        return [_to_record(row, PAGE_FIELDS) for row in query]
 
     def _count(self, where: EventFilter) -> int:
         model = self._model
@@ -231,22 +229,29 @@ class SqlEventStore(EventStore):
             database.close_all()
 
 
-def _compile_upsert(model: Any) -> Tuple[str, Tuple[Any, ...], Tuple[Any, ...]]:
-    """The upsert's SQL, its fields in parameter order, and its trailing parameters.
+def _compile_upsert(model: Any) -> Tuple[str, Tuple[Parameter, ...], Tuple[Any, ...]]:
+    """The upsert's SQL, what each of its parameters takes from a record (in order), and
+    its trailing parameters.
 
     peewee spends about 0.3 ms of CPU building this query, more than the database takes to
     run it: it is compiled once per store, and each event only binds its values.
     """
     fields = tuple(field for field in model._meta.sorted_fields if field.name != 'id')
+    # What a redelivery changes; every other column keeps its first write.
+    update = {}
+    for name, stored in STORED_FIELDS:
+        column = getattr(model, name)
+        if stored.on_redelivery == INCREMENT:
+            update[column] = column + 1
+        elif stored.on_redelivery == LATEST:
+            update[column] = getattr(peewee.EXCLUDED, name)
     query = model.insert(dict.fromkeys(fields)).on_conflict(
-        conflict_target=[model.key],
-        update={
-            model.delivery_count: model.delivery_count + 1,
-            model.last_received_at: peewee.EXCLUDED.last_received_at,
-        },
+        conflict_target=[model.key], update=update,
     ).returning(model.delivery_count)
     sql, params = query.sql()
-    return sql, fields, tuple(params[len(fields):])
+    stored = dict(STORED_FIELDS)
+    parameters = tuple(_parameter(field, stored[field.name]) for field in fields)
+    return sql, parameters, tuple(params[len(fields):])
 
 
 def _check_port(url: str) -> None:
@@ -305,15 +310,26 @@ def _connect(settings: SqlSettings) -> peewee.Database:
     return PooledPostgresqlDatabase(name, **pool, field_types={'JSON': 'JSONB'}, **options)
 
 
-def _to_record(row: Any) -> EventRecord:
-    return EventRecord(
-        **{name: getattr(row, name) for name in FIRST_WRITE_FIELDS},
-        received_at=_aware_utc(row.received_at),
-        last_received_at=_aware_utc(row.last_received_at),
-        delivery_count=row.delivery_count,
-        # None when the query did not select it (pages leave the document out).
-        request=row.request if row.request is not None else {},
-    )
+def _parameter(field: peewee.Field, stored: Stored) -> Parameter:
+    """What the upsert binds for `field` in a new row: times in naive UTC, a count of 1, the
+    request as the JSON text `build_record` encoded once."""
+    name = field.name
+    if stored.kind == TIME:
+        return lambda record: field.db_value(_naive_utc(getattr(record, name)))
+    if stored.kind == COUNT:
+        return lambda record: field.db_value(1)
+    if stored.kind == JSON and name == 'request':
+        return lambda record: field.db_value(
+            EncodedJSON(record.request_json) if record.request_json else record.request)
+    return lambda record: field.db_value(getattr(record, name))
+
+
+def _to_record(row: Any, fields: Tuple[Tuple[str, Stored], ...] = STORED_FIELDS) -> EventRecord:
+    """The record of a row that holds `fields` (the others keep their defaults)."""
+    return EventRecord(**{
+        name: _aware_utc(getattr(row, name)) if stored.kind == TIME else getattr(row, name)
+        for name, stored in fields
+    })
 
 
 def _naive_utc(moment: datetime) -> datetime:

@@ -4,6 +4,10 @@ from datetime import datetime, timezone
 from typing import Any, Callable, List, Tuple
 
 import peewee
+from playhouse import migrate as playhouse_migrate
+
+from connect_mongodb_example.event_record import STORED_FIELDS
+from connect_mongodb_example.record_fields import COUNT, TEXT, TIME, Stored
 
 EVENTS_TABLE = 'connect_events'
 VERSION_TABLE = 'connect_events_schema'
@@ -29,45 +33,40 @@ class JSONField(peewee.Field):
 
 
 #: Longest value of each text column (PostgreSQL enforces them; checked before any write).
-COLUMN_LENGTHS = {
-    'key': 512, 'request_id': 128, 'status': 32, 'updated': 64, 'event_type': 128,
-    'asset_id': 128, 'product_id': 128, 'installation_id': 128, 'account_id': 128,
-}
+COLUMN_LENGTHS = {name: stored.length for name, stored in STORED_FIELDS if stored.kind == TEXT}
+
+
+def _column(stored: Stored) -> peewee.Field:
+    if stored.kind == TEXT:
+        return peewee.CharField(max_length=stored.length, null=stored.nullable)
+    if stored.kind == TIME:
+        # Naive UTC: SQLite has no time zone type. A new row sets every time.
+        return peewee.DateTimeField()
+    if stored.kind == COUNT:
+        return peewee.IntegerField(default=1)
+    return JSONField(null=stored.nullable)
 
 
 def event_model(database: peewee.Database) -> Any:
-    """The events table bound to `database` (a class per database, so stores never share one)."""
-
-    class Event(peewee.Model):
-        id = peewee.BigAutoField()
-        key = peewee.CharField(max_length=COLUMN_LENGTHS['key'])
-        request_id = peewee.CharField(max_length=COLUMN_LENGTHS['request_id'])
-        status = peewee.CharField(max_length=COLUMN_LENGTHS['status'])
-        updated = peewee.CharField(max_length=COLUMN_LENGTHS['updated'])
-        event_type = peewee.CharField(max_length=COLUMN_LENGTHS['event_type'])
-        asset_id = peewee.CharField(max_length=COLUMN_LENGTHS['asset_id'], null=True)
-        product_id = peewee.CharField(max_length=COLUMN_LENGTHS['product_id'], null=True)
-        installation_id = peewee.CharField(max_length=COLUMN_LENGTHS['installation_id'], null=True)
-        account_id = peewee.CharField(max_length=COLUMN_LENGTHS['account_id'], null=True)
-        received_at = peewee.DateTimeField()
-        last_received_at = peewee.DateTimeField()
-        delivery_count = peewee.IntegerField(default=1)
-        request = JSONField()
-
-        class Meta:
-            table_name = EVENTS_TABLE
-
-    Event._meta.set_database(database)
+    """The events table bound to `database` (a class per database, so stores never share
+    one), a column per stored field of `EventRecord`."""
+    columns = {'id': peewee.BigAutoField()}
+    columns.update((name, _column(stored)) for name, stored in STORED_FIELDS)
+    options = type('Meta', (), {'table_name': EVENTS_TABLE})
+    model: Any = type('Event', (peewee.Model,), {
+        **columns, 'Meta': options, '__module__': __name__,
+    })
+    model._meta.set_database(database)
     # Explicit index names: peewee would derive them from the model, and create_tables
     # silently skips an index whose name another table's index already took.
-    Event.add_index(peewee.ModelIndex(
-        Event, (Event.key,), unique=True, name='connect_events_idempotency_key_uniq',
+    model.add_index(peewee.ModelIndex(
+        model, (model.key,), unique=True, name='connect_events_idempotency_key_uniq',
     ))
-    Event.add_index(peewee.ModelIndex(
-        Event, (Event.request_id, Event.installation_id),
+    model.add_index(peewee.ModelIndex(
+        model, (model.request_id, model.installation_id),
         name='connect_events_request_installation_idx',
     ))
-    return Event
+    return model
 
 
 def counts_model(database: peewee.Database) -> Any:
@@ -185,6 +184,23 @@ def _add_counts(database: peewee.Database) -> None:
     else:
         for trigger in _SQLITE_TRIGGERS:
             database.execute_sql(trigger)
+
+
+def add_column(name: str) -> Callable[[peewee.Database], None]:
+    """The migration that adds the column of a field added to `EventRecord`. A database
+    created after the field was added has it already (the first migration creates the
+    table as the record is now): then there is nothing to do."""
+
+    def migrate(database: peewee.Database) -> None:
+        if name in {column.name for column in database.get_columns(EVENTS_TABLE)}:
+            return
+        field = event_model(database)._meta.fields[name]
+        playhouse_migrate.migrate(
+            playhouse_migrate.SchemaMigrator.from_database(database).add_column(
+                EVENTS_TABLE, name, field),
+        )
+
+    return migrate
 
 
 #: (version, migration). Append to change the schema; never edit an applied migration.

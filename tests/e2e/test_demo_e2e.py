@@ -7,8 +7,8 @@ from typing import Sequence
 
 import pytest
 
-from connect_mongodb_example.recorder import stores_for
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage.registry import stores_for
 from localdev.offline import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

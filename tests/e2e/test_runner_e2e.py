@@ -10,8 +10,8 @@ import copy
 
 import pytest
 
-from connect_mongodb_example.recorder import stores_for
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage.registry import stores_for
 from localdev.connect_emulator import Event
 from localdev.offline import offline_runner
 

@@ -4,10 +4,10 @@ import re
 
 import pytest
 
-from connect_mongodb_example.records import idempotency_key
+from connect_mongodb_example.event_record import idempotency_key
 from connect_mongodb_example.storage.base import EventFilter
 from connect_mongodb_example.storage.sql import SqlEventStore, SqlSettings
-from localdev import bench_reads
+from localdev.bench import reads as bench_reads
 
 ROW = re.compile(r'^(sqlite|postgresql)\s+(.+?)\s+(\d+)\s+([\d.]+)\s+([\d.]+) (PASS|MISS)$')
 

@@ -3,7 +3,7 @@ from typing import List
 
 import pytest
 
-from localdev import bench_sql
+from localdev.bench import sql as bench_sql
 from tests.support import postgres
 
 

@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from connect_mongodb_example.records import build_record
 from localdev import demo
 from localdev.connect_emulator import Delivery, Event, TaskResult
 from localdev.readback import StoredEvent
+from tests.support.records import purchase_record
 
 
 def test_variables_come_from_the_file_then_from_set(tmp_path):
@@ -73,7 +73,7 @@ def test_the_report_shows_each_event_its_stored_count_and_results(
     purchase_request, installation,
 ):
     stored_event = Event(purchase_request('PR-1', 'approved'), installation, deliveries=2)
-    record = build_record(stored_event.request, installation=installation,
+    record = purchase_record(stored_event.request, installation=installation,
                           received_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
     skipped = Event(purchase_request('PR-2', 'draft'))
     rows = [

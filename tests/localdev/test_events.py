@@ -4,21 +4,22 @@ from collections import Counter
 
 import pytest
 
-from connect_mongodb_example.records import PURCHASE_REQUEST_STATUSES, build_record
+from connect_mongodb_example.extension import PURCHASE_REQUEST
 from localdev.connect_emulator import Event, EventFileError, load_events
 from localdev.demo import DEFAULT_EVENTS
+from tests.support.records import purchase_record
 
 
 def test_shipped_samples_cover_every_status_several_accounts_and_a_redelivery():
     events = load_events(DEFAULT_EVENTS)
 
-    assert {event.status for event in events} == set(PURCHASE_REQUEST_STATUSES)
+    assert {event.status for event in events} == set(PURCHASE_REQUEST.statuses)
     assert len({event.account_id for event in events if event.installation}) >= 2
     assert any(event.installation is None for event in events)
     assert any(event.deliveries == 2 for event in events)
     # The extension can store every one of them, each under its own idempotency key.
     keys = Counter(
-        build_record(event.request, installation=event.installation).key for event in events
+        purchase_record(event.request, installation=event.installation).key for event in events
     )
     assert max(keys.values()) == 1
 

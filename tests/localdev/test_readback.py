@@ -1,9 +1,9 @@
 """Reading back what was stored, through the extension's own storage interface."""
-from connect_mongodb_example.recorder import stores_for
-from connect_mongodb_example.records import build_record
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage.registry import stores_for
 from localdev.connect_emulator import Delivery, Event, TaskResult
 from localdev.readback import read_back
+from tests.support.records import purchase_record
 
 
 def delivered(event: Event, count: int = 1) -> Delivery:
@@ -19,7 +19,7 @@ async def test_each_delivery_is_matched_to_its_record_by_idempotency_key(
     stored_twice = Event(purchase_request('PR-1', 'approved'), installation, deliveries=2)
     never_stored = Event(purchase_request('PR-1', 'pending'), installation)
     [store] = stores_for(load_settings(variables))
-    record = build_record(stored_twice.request, installation=installation)
+    record = purchase_record(stored_twice.request, installation=installation)
     await store.save(record)
     await store.save(record)
 
@@ -39,7 +39,7 @@ async def test_a_count_below_the_deliveries_is_not_stored(sqlite_url, purchase_r
     variables = {'DATABASE_URL': sqlite_url}
     event = Event(purchase_request('PR-2', 'pending'), deliveries=2)
     [store] = stores_for(load_settings(variables))
-    await store.save(build_record(event.request))
+    await store.save(purchase_record(event.request))
 
     [row] = await read_back([delivered(event, 2)], variables)
 

@@ -1,37 +1,21 @@
 """Delivering events like the runner does, and reading what was stored straight from the
 database (not through the store under test)."""
-import asyncio
 import sqlite3
 from contextlib import closing
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import psycopg2
-from connect.eaas.core.responses import BackgroundResponse
 
-from connect_mongodb_example.extension import StatefulEventsApplication
-from connect_mongodb_example.records import build_record
 from connect_mongodb_example.storage.sql_schema import EVENTS_TABLE
+from tests.support.delivery import deliver  # noqa: F401 - the reliability tests import it from here
+from tests.support.records import purchase_record
 
 DATA_API_KEY = 'reliability-data-api-key'
 
 
-async def deliver(
-    request: Any,
-    config: Mapping[str, Any],
-    logger: Any,
-    installation: Optional[Mapping[str, Any]] = None,
-) -> BackgroundResponse:
-    """One task as the runner runs it: a new application instance, then the event handler."""
-    app = StatefulEventsApplication(
-        client=None, logger=logger, config=dict(config), installation=installation,
-    )
-    # A generous bound: a hang is a failure, not a stuck suite. Not a timing assertion.
-    return await asyncio.wait_for(app.handle_asset_purchase_request_processing(request), 60)
-
-
 def key_of(request: Mapping[str, Any], installation: Optional[Mapping[str, Any]] = None) -> str:
     """The idempotency key the application gives this event."""
-    return build_record(request, installation=installation).key
+    return purchase_record(request, installation=installation).key
 
 
 Row = Tuple[str, Optional[str], Optional[str], int]

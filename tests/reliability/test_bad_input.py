@@ -1,6 +1,6 @@
 """Bad input and bad configuration: a clear result or error, and nothing half-written.
 
-tests/test_recorder.py covers the basic invalid requests on SQLite; these add the
+tests/test_event_handling.py covers the basic invalid requests on SQLite; these add the
 several-megabyte requests, PostgreSQL, and several backends at once, where "nothing partial"
 means no backend has the event when the result says it was not stored.
 """
@@ -15,8 +15,8 @@ import pytest
 from connect.eaas.core.enums import ResultType
 
 from connect_mongodb_example.errors import ConfigurationError, InvalidRequest
-from connect_mongodb_example.recorder import stores_for
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage.registry import stores_for
 from connect_mongodb_example.storage.sql_schema import EVENTS_TABLE
 from tests.reliability.helpers import (
     dataapi_config,

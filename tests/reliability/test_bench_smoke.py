@@ -9,12 +9,12 @@ import re
 import pytest
 from bson import json_util
 
-from connect_mongodb_example.records import build_record
 from connect_mongodb_example.storage import mongo_documents
-from localdev import bench
-from localdev.bench_dataapi import RawDataApiWork
-from localdev.bench_sql import capture_upsert, upsert_parameters
-from localdev.bench_workloads import EventFactory
+from localdev.bench import cli as bench
+from localdev.bench.dataapi import RawDataApiWork
+from localdev.bench.sql import capture_upsert, upsert_parameters
+from localdev.bench.workloads import EventFactory
+from tests.support.records import purchase_record, summary
 
 ROW = re.compile(r'^(\S+)\s+(\d+)\s+(\S+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)$')
 
@@ -54,10 +54,10 @@ async def test_raw_sql_runs_the_statement_and_values_of_the_extension(sqlite_url
     assert sql.startswith('INSERT INTO "connect_events"')
     assert 'ON CONFLICT ("key") DO UPDATE' in sql
     params = upsert_parameters(columns, tail, events, 7)
-    record = build_record(events.request(7), installation=events.installation)
+    record = purchase_record(events.request(7), installation=events.installation)
     by_column = dict(zip(columns, params))
-    assert {name: by_column[name] for name in record.summary() if name in by_column} == {
-        name: value for name, value in record.summary().items() if name in by_column}
+    assert {name: by_column[name] for name in summary(record) if name in by_column} == {
+        name: value for name, value in summary(record).items() if name in by_column}
     assert json.loads(by_column['request']) == record.request
 
 
@@ -65,7 +65,7 @@ def test_raw_data_api_bodies_are_the_backends():
     events = EventFactory(1)
     raw = RawDataApiWork('http://127.0.0.1:9', 'events', events, per_event=True)
     update = json_util.loads(raw._bodies(3)['updateOne'])
-    record = build_record(events.request(3), installation=events.installation)
+    record = purchase_record(events.request(3), installation=events.installation)
     expected = mongo_documents.upsert_update(record)
     for document in (update['update'], expected):  # the receive times differ, rightly
         document['$setOnInsert'].pop('received_at')

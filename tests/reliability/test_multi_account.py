@@ -4,8 +4,8 @@ import asyncio
 
 from connect.eaas.core.enums import ResultType
 
-from connect_mongodb_example.recorder import stores_for
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage.registry import stores_for
 from tests.reliability.helpers import deliver, key_of, stored_rows
 
 VENDOR_A = {'id': 'EIN-1000-0000-000A', 'owner': {'id': 'VA-000-00A', 'name': 'Vendor A'}}

@@ -10,8 +10,8 @@ import psycopg2
 import pytest
 from connect.eaas.core.enums import ResultType
 
-from connect_mongodb_example.recorder import stores_for
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage.registry import stores_for
 from connect_mongodb_example.storage.sql_schema import EVENTS_TABLE
 from tests.reliability.helpers import deliver, key_of, postgres_rows, sqlite_rows
 from tests.support.postgres import create_database, drop_database

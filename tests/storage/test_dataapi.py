@@ -15,16 +15,17 @@ import pytest
 import respx
 from bson import ObjectId, json_util
 
-from connect_mongodb_example.config import ConfigReader
 from connect_mongodb_example.errors import (
     ConfigurationError,
     InvalidRequest,
     StorageRejected,
     StorageUnavailable,
 )
-from connect_mongodb_example.records import build_record
-from connect_mongodb_example.storage import dataapi
-from connect_mongodb_example.storage.dataapi import READ_OPTIONS, DataApiEventStore
+from connect_mongodb_example.storage import dataapi, dataapi_client, http_retry
+from connect_mongodb_example.storage.dataapi import DataApiEventStore
+from connect_mongodb_example.storage.dataapi_client import READ_OPTIONS
+from connect_mongodb_example.variables import ConfigReader
+from tests.support.records import purchase_record
 
 BASE = 'https://dataapi.example.com/app/data-abcde/endpoint/data/v1'
 KEY = 'dapi-K3y$ecret-0123456789'
@@ -64,16 +65,16 @@ def sleeps():
 
 
 @pytest.fixture
-async def make_store(sleeps):
+async def make_store(sleeps, monkeypatch):
     stores = []
+
+    async def no_wait(seconds):
+        sleeps.append(seconds)
+
+    monkeypatch.setattr(dataapi_client, 'sleep', no_wait)
 
     def make(**config):
         store = DataApiEventStore(settings_from(**config))
-
-        async def no_wait(seconds):
-            sleeps.append(seconds)
-
-        store.sleep = no_wait
         stores.append(store)
         return store
 
@@ -89,7 +90,7 @@ def store(make_store):
 
 @pytest.fixture
 def record(purchase_request, installation):
-    return build_record(purchase_request(), installation=installation)
+    return purchase_record(purchase_request(), installation=installation)
 
 
 # Configuration
@@ -274,13 +275,13 @@ async def test_one_pooled_client_per_store_closed_on_close(api, store, record):
     api.post('/action/updateOne').mock(return_value=ejson(UPSERTED))
     api.post('/action/findOne').mock(return_value=counted(1))
     await store.save(record)
-    client = store._client
+    client = store._api._client
     await store.save(record)
-    assert store._client is client
+    assert store._api._client is client
     assert client.timeout == httpx.Timeout(10.0)
     await store.close()
     assert client.is_closed
-    assert store._client is None
+    assert store._api._client is None
 
 
 # Retries
@@ -307,7 +308,7 @@ async def test_transient_failures_are_retried_then_succeed(api, store, record, s
 
 
 @pytest.mark.parametrize(('header', 'expected'), [
-    ('2', 2.0), ('0.5', 0.5), ('3600', dataapi.RETRY_AFTER_CAP_SECONDS),
+    ('2', 2.0), ('0.5', 0.5), ('3600', http_retry.RETRY_AFTER_CAP_SECONDS),
     ('Wed, 21 Oct 2015 07:28:00 GMT', 0.0),  # a date already past: retry now
 ])
 async def test_retry_after_is_respected_and_capped(api, store, record, sleeps, header,
@@ -342,8 +343,8 @@ async def test_backoff_is_capped(make_store, api, record, sleeps):
     with pytest.raises(StorageUnavailable):
         await store.save(record)
     assert len(sleeps) == 10
-    assert max(sleeps) <= dataapi.BACKOFF_CAP_SECONDS
-    assert sleeps[-1] >= dataapi.BACKOFF_CAP_SECONDS / 2
+    assert max(sleeps) <= http_retry.BACKOFF_CAP_SECONDS
+    assert sleeps[-1] >= http_retry.BACKOFF_CAP_SECONDS / 2
 
 
 @pytest.mark.parametrize(('retries', 'calls'), [('3', 4), ('0', 1)])
@@ -464,7 +465,7 @@ def test_the_key_is_masked_however_a_message_quotes_it(make_store):
     key = 'k\\ey\'"with-quotes'
     store = make_store(DATA_API_KEY=key)
     for text in (key, repr(key), repr(key.encode()), f'{key!r} and {key.encode()!r}'):
-        masked = store._safe(text)
+        masked = store._api._redact(text)
         assert key not in masked
         assert 'ey' not in masked
 
@@ -482,9 +483,9 @@ async def server():
 async def test_pooled_connections_are_reused(server, make_store, purchase_request, caplog):
     caplog.set_level(logging.DEBUG)
     store = make_store(DATA_API_URL=server.base_url)
-    redelivered = build_record(purchase_request())
+    redelivered = purchase_record(purchase_request())
     assert [await store.save(redelivered) for _ in range(10)] == list(range(1, 11))
-    records = [build_record(purchase_request(f'PR-0000-0000-0000-{i:03d}')) for i in range(50)]
+    records = [purchase_record(purchase_request(f'PR-0000-0000-0000-{i:03d}')) for i in range(50)]
     assert await asyncio.gather(*(store.save(r) for r in records)) == [1] * 50
 
     stored = {d['key']: d for d in server.collection('connect_events', 'events').find()}
@@ -500,7 +501,7 @@ async def test_pooled_connections_are_reused(server, make_store, purchase_reques
     # 121 requests, 50 of them at once, over at most one pool's worth of connections...
     assert server.requests == 10 * 2 + 50 * 2 + 1
     used = set(server.connections)
-    assert 1 <= len(used) <= dataapi.MAX_CONNECTIONS
+    assert 1 <= len(used) <= dataapi_client.MAX_CONNECTIONS
     # ...and sequential requests afterwards open none.
     for _ in range(5):
         await store.save(redelivered)
@@ -528,7 +529,7 @@ async def test_an_eight_megabyte_request_is_stored_whole(server, make_store, pur
     store = make_store(DATA_API_URL=server.base_url)
     # 8 MB as UTF-8; as 6-byte \u escapes it would exceed the server's 20 MB limit.
     request = purchase_request(note='ü' * (4 * 1024 * 1024))
-    assert await store.save(build_record(request)) == 1
+    assert await store.save(purchase_record(request)) == 1
     [document] = server.collection('connect_events', 'events').find()
     assert document['request'] == request
     [found] = await store.find(request['id'])

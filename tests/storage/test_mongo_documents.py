@@ -4,17 +4,17 @@ from dataclasses import replace
 import bson
 import pytest
 
-from connect_mongodb_example.config import ConfigReader
 from connect_mongodb_example.errors import InvalidRequest
-from connect_mongodb_example.records import build_record
 from connect_mongodb_example.storage import mongo_documents as documents
 from connect_mongodb_example.storage.dataapi import DataApiEventStore
 from connect_mongodb_example.storage.mongodb import MongoEventStore
+from connect_mongodb_example.variables import ConfigReader
 from tests.storage.mongo_fakes import FakeMongo
+from tests.support.records import purchase_record
 
 
 def test_a_document_over_16_mib_is_refused_before_writing(purchase_request):
-    record = build_record(purchase_request(note='x' * (16 * 1024 * 1024)))
+    record = purchase_record(purchase_request(note='x' * (16 * 1024 * 1024)))
     with pytest.raises(InvalidRequest) as error:
         documents.check_size(record, 'mongodb (db.events)')
     message = str(error.value)
@@ -29,17 +29,17 @@ async def test_the_limit_is_exact_for_the_stored_document(purchase_request, monk
     store = MongoEventStore(MongoEventStore.parse_settings(
         ConfigReader({'MONGODB_URI': 'mongodb://db:27017'})))
     try:
-        await store.save(build_record(purchase_request(note='')))
+        await store.save(purchase_record(purchase_request(note='')))
     finally:
         await store.close()
     [stored] = fake_mongo.collection().find()
     assert isinstance(stored['_id'], bson.ObjectId)
     padding = documents.MAX_DOCUMENT_BYTES - len(bson.encode(stored))
 
-    at_limit = build_record(purchase_request(note='x' * padding))
+    at_limit = purchase_record(purchase_request(note='x' * padding))
     documents.check_size(at_limit, 'mongodb')
     with pytest.raises(InvalidRequest, match='makes a 16777217-byte document'):
-        documents.check_size(build_record(purchase_request(note='x' * (padding + 1))),
+        documents.check_size(purchase_record(purchase_request(note='x' * (padding + 1))),
                              'mongodb')
 
 
@@ -50,7 +50,7 @@ async def test_the_limit_is_exact_for_the_stored_document(purchase_request, monk
 ])
 def test_what_bson_cannot_encode_is_refused_before_writing(purchase_request, request_part,
                                                            words):
-    clean = build_record(purchase_request())
+    clean = purchase_record(purchase_request())
     record = replace(clean, request={**clean.request, **request_part})
     with pytest.raises(InvalidRequest) as error:
         documents.check_size(record, 'mongodb (db.events)')
@@ -69,4 +69,4 @@ def test_both_mongodb_backends_check_the_size(config, purchase_request):
     backend = MongoEventStore if 'MONGODB_URI' in config else DataApiEventStore
     store = backend(backend.parse_settings(reader))
     with pytest.raises(InvalidRequest, match='MongoDB limit'):
-        store.check_storable(build_record(purchase_request(note='x' * 17_000_000)))
+        store.check_storable(purchase_record(purchase_request(note='x' * 17_000_000)))

@@ -24,20 +24,28 @@ from pymongo.errors import (
 )
 from pymongo.uri_parser import parse_uri
 
-from connect_mongodb_example.config import ConfigReader
 from connect_mongodb_example.errors import (
     ConfigurationError,
     InvalidRequest,
     StorageRejected,
     StorageUnavailable,
 )
-from connect_mongodb_example.recorder import record_event
-from connect_mongodb_example.records import build_record
+from connect_mongodb_example.event_record import EventType, build_record
+from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.settings import load_settings
 from connect_mongodb_example.storage import mongodb
-from connect_mongodb_example.storage.mongo_documents import KEY_INDEX_NAME, REQUEST_INDEX_NAME
+from connect_mongodb_example.storage.mongo_documents import (
+    INDEXES,
+    KEY_INDEX_NAME,
+    RECENT_INDEX_NAME,
+    REQUEST_INDEX_NAME,
+    STATUS_RECENT_INDEX_NAME,
+)
 from connect_mongodb_example.storage.mongodb import MongoEventStore, close_client
+from connect_mongodb_example.variables import ConfigReader
 from tests.storage.mongo_fakes import FakeMongo
+from tests.support.delivery import deliver
+from tests.support.records import purchase_record
 
 PASSWORD = 'pa$$:w@rd/1'
 URI = f'mongodb://events-writer:{quote_plus(PASSWORD)}@db1.example.com:27017,db2.example.com/'
@@ -147,7 +155,7 @@ def test_backend_is_registered_beside_sql(sqlite_url):
 
 async def test_first_delivery_stores_every_field(store, fake_mongo, driver, purchase_request,
                                                  installation):
-    record = build_record(purchase_request(), installation=installation)
+    record = purchase_record(purchase_request(), installation=installation)
     assert await store.save(record) == 1
     [document] = stored_documents(fake_mongo)
     millisecond = record.received_at.replace(
@@ -169,13 +177,14 @@ async def test_first_delivery_stores_every_field(store, fake_mongo, driver, purc
 async def test_ten_deliveries_are_one_document_counted_ten_times(
     store, fake_mongo, purchase_request,
 ):
-    first = build_record(purchase_request())
+    first = purchase_record(purchase_request())
     counts = [await store.save(first)]
     for minutes in range(1, 10):
         # A redelivery carries its own receive time; nothing else may change the record.
         later = first.received_at + timedelta(minutes=minutes)
+        other_type = EventType('changed', PURCHASE_REQUEST.statuses)
         counts.append(await store.save(build_record(
-            purchase_request(), received_at=later, event_type='changed')))
+            purchase_request(), other_type, received_at=later)))
     assert counts == list(range(1, 11))
     [document] = stored_documents(fake_mongo)
     assert document['delivery_count'] == 10
@@ -196,7 +205,7 @@ async def test_hundred_concurrent_distinct_saves_share_one_client(
         return await original(self, *args, **kwargs)
 
     monkeypatch.setattr(AsyncMongoMockCollection, 'create_index', counting_create_index)
-    records = [build_record(purchase_request(f'PR-0000-0000-0000-{i:03d}')) for i in range(100)]
+    records = [purchase_record(purchase_request(f'PR-0000-0000-0000-{i:03d}')) for i in range(100)]
     counts = await asyncio.gather(*(store.save(record) for record in records))
     assert counts == [1] * 100
     documents = stored_documents(fake_mongo)
@@ -204,7 +213,9 @@ async def test_hundred_concurrent_distinct_saves_share_one_client(
     assert {d['delivery_count'] for d in documents} == {1}
     assert len(fake_mongo.clients) == 1
     # The indexes were created once for the store, not once per save.
-    assert sorted(created) == sorted([KEY_INDEX_NAME, REQUEST_INDEX_NAME])
+    assert sorted(created) == sorted([KEY_INDEX_NAME, REQUEST_INDEX_NAME, RECENT_INDEX_NAME,
+                                      STATUS_RECENT_INDEX_NAME])
+    assert len(created) == len(INDEXES)
 
 
 async def test_indexes_are_unique_on_key_and_tolerate_tutorial_documents(
@@ -212,7 +223,7 @@ async def test_indexes_are_unique_on_key_and_tolerate_tutorial_documents(
 ):
     # The tutorial inserted raw requests: documents without `key`.
     fake_mongo.collection().insert_many([{'id': 'PR-1'}, {'id': 'PR-2'}])
-    await store.save(build_record(purchase_request()))
+    await store.save(purchase_record(purchase_request()))
     indexes = fake_mongo.collection().index_information()
     assert indexes[KEY_INDEX_NAME]['unique'] is True
     assert indexes[KEY_INDEX_NAME]['key'] == [('key', 1)]
@@ -237,7 +248,7 @@ def key_index_conflicts(monkeypatch):
 async def test_an_existing_unique_index_on_the_key_is_used(store, fake_mongo, purchase_request,
                                                            key_index_conflicts, caplog):
     fake_mongo.collection().create_index([('key', 1)], name='key_1', unique=True)
-    record = build_record(purchase_request())
+    record = purchase_record(purchase_request())
     assert await store.save(record) == 1
     assert await store.save(record) == 2
     assert f'index {KEY_INDEX_NAME} not created' in caplog.text
@@ -251,7 +262,7 @@ async def test_an_existing_non_unique_index_on_the_key_is_refused(
     """Without a unique index racing first deliveries would store one document each."""
     fake_mongo.collection().create_index([('key', 1)], name='key_1')
     with pytest.raises(StorageRejected) as caught:
-        await store.save(build_record(purchase_request()))
+        await store.save(purchase_record(purchase_request()))
     assert str(caught.value) == (
         f'{store.describe()}: the collection has a non-unique index on key; drop it so that '
         f'{KEY_INDEX_NAME} can keep one document per event')
@@ -260,15 +271,15 @@ async def test_an_existing_non_unique_index_on_the_key_is_refused(
 
 
 async def test_find_filters_by_installation_oldest_first(store, purchase_request):
-    first = build_record(purchase_request(status='pending'), installation={'id': 'EIN-A'})
+    first = purchase_record(purchase_request(status='pending'), installation={'id': 'EIN-A'})
     for offset, (status, installation) in enumerate(
         [('pending', 'EIN-A'), ('approved', 'EIN-A'), ('inquiring', 'EIN-B')],
     ):
-        await store.save(build_record(
+        await store.save(purchase_record(
             purchase_request(status=status), installation={'id': installation},
             received_at=first.received_at + timedelta(seconds=offset),
         ))
-    await store.save(build_record(purchase_request('PR-OTHER', status='pending')))
+    await store.save(purchase_record(purchase_request('PR-OTHER', status='pending')))
     everything = await store.find(first.request_id)
     assert [(r.status, r.installation_id) for r in everything] == [
         ('pending', 'EIN-A'), ('approved', 'EIN-A'), ('inquiring', 'EIN-B')]
@@ -286,7 +297,7 @@ async def test_handler_input_is_never_mutated(fake_mongo, purchase_request, inst
     pristine = copy.deepcopy(request)
     config = {'STORAGE_BACKENDS': 'mongodb', 'MONGODB_URI': URI}
     for _ in range(2):
-        response = await record_event(request, config=config, logger=logger,
+        response = await deliver(request, config=config, logger=logger,
                                       installation=installation)
         assert response.status == ResultType.SUCCESS
     assert request == pristine
@@ -311,14 +322,14 @@ async def test_racing_first_deliveries_still_count(store, fake_mongo, purchase_r
         return await original(self, filter, update, **kwargs)
 
     monkeypatch.setattr(AsyncMongoMockCollection, 'find_one_and_update', racing_update)
-    assert await store.save(build_record(purchase_request())) == 2
+    assert await store.save(purchase_record(purchase_request())) == 2
     assert len(calls) == 2
     [document] = stored_documents(fake_mongo)
     assert document['delivery_count'] == 2
 
 
 async def test_close_then_reuse_opens_a_new_client(store, fake_mongo, purchase_request):
-    record = build_record(purchase_request())
+    record = purchase_record(purchase_request())
     await store.save(record)
     await store.ping()
     await store.close()
@@ -365,7 +376,7 @@ async def test_driver_errors_are_mapped(store, purchase_request, monkeypatch, er
 
     monkeypatch.setattr(AsyncMongoMockCollection, 'find_one_and_update', failing)
     with pytest.raises(expected) as caught:
-        await store.save(build_record(purchase_request()))
+        await store.save(purchase_record(purchase_request()))
     assert caught.value.__cause__ is error
     assert store.describe() in str(caught.value)
 
@@ -376,7 +387,7 @@ async def test_error_messages_never_carry_the_password(store, purchase_request, 
 
     monkeypatch.setattr(AsyncMongoMockCollection, 'find_one_and_update', leaky)
     with pytest.raises(StorageUnavailable) as caught:
-        await store.save(build_record(purchase_request()))
+        await store.save(purchase_record(purchase_request()))
     assert PASSWORD not in str(caught.value)
     assert quote_plus(PASSWORD) not in str(caught.value)
 
@@ -387,7 +398,7 @@ async def test_unreachable_mongodb_reschedules_the_event(fake_mongo, purchase_re
         raise ServerSelectionTimeoutError('db1.example.com:27017: timed out')
 
     monkeypatch.setattr(AsyncMongoMockCollection, 'create_index', unreachable)
-    response = await record_event(
+    response = await deliver(
         purchase_request(), config={'STORAGE_BACKENDS': 'mongodb', 'MONGODB_URI': URI},
         logger=logger,
     )
@@ -409,7 +420,7 @@ async def test_real_clients_report_an_unreachable_server_without_secrets(
     }))
     try:
         with pytest.raises(StorageUnavailable) as caught:
-            await store.save(build_record(purchase_request()))
+            await store.save(purchase_record(purchase_request()))
         assert type(store._client).__name__ == class_name
         with pytest.raises(StorageUnavailable):
             await store.ping()

@@ -12,11 +12,11 @@ import uuid
 import pytest
 from pymongo import MongoClient
 
-from connect_mongodb_example.config import ConfigReader
 from connect_mongodb_example.errors import InvalidRequest, StorageRejected
-from connect_mongodb_example.records import build_record
 from connect_mongodb_example.storage.mongo_documents import KEY_INDEX_NAME, REQUEST_INDEX_NAME
 from connect_mongodb_example.storage.mongodb import MongoEventStore
+from connect_mongodb_example.variables import ConfigReader
+from tests.support.records import purchase_record
 
 MONGODB_URI = os.environ.get('MONGODB_URI', '')
 if not MONGODB_URI:
@@ -66,7 +66,7 @@ async def test_ten_deliveries_are_one_document(store, collection, purchase_reque
                                                installation):
     request = purchase_request()
     pristine = copy.deepcopy(request)
-    record = build_record(request, installation=installation)
+    record = purchase_record(request, installation=installation)
     counts = [await store.save(record) for _ in range(10)]
     assert counts == list(range(1, 11))
     [document] = collection.find({}, {'_id': 0})
@@ -80,7 +80,7 @@ async def test_ten_deliveries_are_one_document(store, collection, purchase_reque
 
 
 async def test_hundred_concurrent_distinct_saves(store, collection, purchase_request):
-    records = [build_record(purchase_request(f'PR-0000-0000-0000-{i:03d}')) for i in range(100)]
+    records = [purchase_record(purchase_request(f'PR-0000-0000-0000-{i:03d}')) for i in range(100)]
     assert await asyncio.gather(*(store.save(r) for r in records)) == [1] * 100
     assert collection.count_documents({}) == 100
     assert collection.distinct('delivery_count') == [1]
@@ -92,7 +92,7 @@ async def test_racing_first_deliveries_from_two_clients_count_every_delivery(
     """Two processes (two clients) deliver the same new event at once: the unique index
     makes one upsert lose with a duplicate key error, which the store retries."""
     first, second = make_store(), make_store()
-    record = build_record(purchase_request())
+    record = purchase_record(purchase_request())
     counts = await asyncio.gather(*(
         store.save(record) for _ in range(10) for store in (first, second)
     ))
@@ -104,7 +104,7 @@ async def test_racing_first_deliveries_from_two_clients_count_every_delivery(
 async def test_find_and_indexes(store, collection, purchase_request):
     for status, installation in (('pending', 'EIN-A'), ('approved', 'EIN-A'),
                                  ('inquiring', 'EIN-B')):
-        await store.save(build_record(purchase_request(status=status),
+        await store.save(purchase_record(purchase_request(status=status),
                                       installation={'id': installation}))
     records = await store.find('PR-1234-5678-9012-001', 'EIN-A')
     assert [r.status for r in records] == ['pending', 'approved']
@@ -118,7 +118,7 @@ async def test_find_and_indexes(store, collection, purchase_request):
 async def test_document_over_16mb_is_an_invalid_request(store, collection, purchase_request):
     request = purchase_request(note='x' * (17 * 1024 * 1024))
     with pytest.raises(InvalidRequest):
-        await store.save(build_record(request))
+        await store.save(purchase_record(request))
     assert collection.count_documents({}) == 0
 
 
@@ -134,7 +134,7 @@ async def test_wrong_password_is_rejected(collection, purchase_request):
     })))
     try:
         with pytest.raises(StorageRejected) as caught:
-            await store.save(build_record(purchase_request()))
+            await store.save(purchase_record(purchase_request()))
     finally:
         await store.close()
     assert 'wrong-password-123' not in str(caught.value)
@@ -143,11 +143,12 @@ async def test_wrong_password_is_rejected(collection, purchase_request):
 async def test_pages_and_counts_use_the_read_indexes(store, collection, purchase_request):
     from connect_mongodb_example.storage import mongo_documents
     from connect_mongodb_example.storage.base import EventFilter
+    from tests.support.records import purchase_record
 
     for index, status in enumerate(('pending', 'approved', 'pending')):
-        await store.save(build_record(purchase_request(f'PR-{index}', status=status),
-                                      installation={'id': 'EIN-A'}))
-    await store.save(build_record(purchase_request('PR-9'), installation={'id': 'EIN-B'}))
+        await store.save(purchase_record(purchase_request(f'PR-{index}', status=status),
+                                         installation={'id': 'EIN-A'}))
+    await store.save(purchase_record(purchase_request('PR-9'), installation={'id': 'EIN-B'}))
     page = await store.list_events(EventFilter('EIN-A'), limit=2, offset=1)
     assert [r.request_id for r in page] == ['PR-1', 'PR-0']
     assert page[0].request == {}

@@ -4,10 +4,12 @@ import asyncio
 import pytest
 from connect.eaas.core.enums import ResultType
 
-from connect_mongodb_example.recorder import record_event, stores_for
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage.registry import stores_for
 from localdev.dataapi_server import DataApiServer
 from tests.storage.mongo_fakes import FakeMongo
+from tests.support.delivery import deliver
+from tests.support.records import summary
 
 DATA_API_KEY = 'multi-backend-key'
 
@@ -29,7 +31,7 @@ async def test_every_backend_holds_the_event_once(config, purchase_request, inst
                                                   logger):
     request = purchase_request(status='approved')
     responses = await asyncio.gather(*(
-        record_event(request, config=config, logger=logger, installation=installation)
+        deliver(request, config=config, logger=logger, installation=installation)
         for _ in range(3)
     ))
     assert {response.status for response in responses} == {ResultType.SUCCESS}
@@ -38,7 +40,7 @@ async def test_every_backend_holds_the_event_once(config, purchase_request, inst
     assert [store.name for store in stores] == ['sql', 'mongodb', 'dataapi']
     for store in stores:
         [record] = await store.find(request['id'])
-        assert record.summary() == {
+        assert summary(record) == {
             'key': f'{installation["id"]}/{request["id"]}:approved:{request["updated"]}',
             'request_id': request['id'], 'status': 'approved', 'updated': request['updated'],
             'event_type': 'asset_purchase_request_processing', 'asset_id': 'AS-1234-5678-9012',

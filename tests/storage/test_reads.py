@@ -1,47 +1,31 @@
-"""Reads through the EventStore interface, the same on every backend: pages newest first,
-filters, counts, and never another installation's events."""
+"""Reads through the EventStore interface, run against every registered backend (see
+tests/support/backends.py): pages newest first, filters, counts, and never another
+installation's events. A new backend passes these unchanged."""
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List
+from typing import Any, List
 
 import pytest
 
-from connect_mongodb_example.recorder import stores_for
-from connect_mongodb_example.records import build_record
 from connect_mongodb_example.settings import load_settings
 from connect_mongodb_example.storage.base import EventFilter, EventStore
-from localdev.dataapi_server import DataApiServer
-from tests.storage.mongo_fakes import FakeMongo
+from connect_mongodb_example.storage.registry import stores_for
+from tests.support.backends import backend_config, backend_targets
+from tests.support.records import purchase_record, summary
 
 MINE = 'EIN-1111-1111-1111'
 THEIRS = 'EIN-2222-2222-2222'
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
-DATA_API_KEY = 'reads-key'
 
 
-@pytest.fixture(params=[
-    'sqlite', pytest.param('postgresql', marks=pytest.mark.postgres), 'mongodb', 'dataapi',
-])
-async def store(request, monkeypatch) -> EventStore:
-    if request.param == 'dataapi':
-        async with DataApiServer(api_key=DATA_API_KEY) as server:
-            yield _store({'STORAGE_BACKENDS': 'dataapi', 'DATA_API_URL': server.base_url,
-                          'DATA_API_KEY': DATA_API_KEY})
-        return
-    if request.param == 'mongodb':
-        FakeMongo().install(monkeypatch)
-        yield _store({'STORAGE_BACKENDS': 'mongodb', 'MONGODB_URI': 'mongodb://127.0.0.1'})
-        return
-    url = request.getfixturevalue('sqlite_url' if request.param == 'sqlite' else 'postgres_url')
-    yield _store({'STORAGE_BACKENDS': 'sql', 'DATABASE_URL': url})
-
-
-def _store(config: Dict[str, str]) -> EventStore:
-    return stores_for(load_settings(config))[0]
+@pytest.fixture(params=backend_targets())
+async def store(request) -> EventStore:
+    async with backend_config(request.param, request) as config:
+        yield stores_for(load_settings(config))[0]
 
 
 async def save(store: EventStore, purchase_request, installation_id, request_id, status,
                seconds, updated=None) -> Any:
-    record = build_record(
+    record = purchase_record(
         purchase_request(request_id, status=status, updated=updated or f'u{seconds}'),
         installation={'id': installation_id, 'owner': {'id': 'VA-000-001'}} if installation_id
         else None,
@@ -85,7 +69,7 @@ async def test_a_page_is_the_installations_events_newest_first(store, stored):
 
 async def test_pages_carry_every_field_but_the_request_document(store, stored):
     [first] = await store.list_events(EventFilter(MINE), limit=1)
-    assert first.summary() == stored[0].summary()
+    assert summary(first) == summary(stored[0])
     assert first.received_at == stored[0].received_at
     assert first.last_received_at == stored[0].last_received_at
     assert first.request == {}

@@ -1,5 +1,6 @@
-from connect_mongodb_example.storage.registry import close_all, get_store, open_stores
+from connect_mongodb_example.storage.registry import close_all, get_store
 from connect_mongodb_example.storage.sql import SqlEventStore, SqlSettings
+from tests.support.delivery import open_stores
 
 
 async def test_equal_settings_share_one_store(tmp_path):

@@ -7,7 +7,8 @@ import peewee
 import pytest
 from playhouse.db_url import connect as connect_url
 
-from connect_mongodb_example.records import build_record
+from connect_mongodb_example.event_record import STORED_FIELDS
+from connect_mongodb_example.record_fields import TIME
 from connect_mongodb_example.storage.base import EventFilter
 from connect_mongodb_example.storage.sql import SqlEventStore, SqlSettings
 from connect_mongodb_example.storage.sql_schema import (
@@ -19,6 +20,7 @@ from connect_mongodb_example.storage.sql_schema import (
     event_model,
     version_model,
 )
+from tests.support.records import purchase_record
 
 MINE = {'id': 'EIN-1111-1111-1111', 'owner': {'id': 'VA-000-001'}}
 THEIRS = {'id': 'EIN-2222-2222-2222', 'owner': {'id': 'VA-000-002'}}
@@ -45,12 +47,10 @@ def first_version_with_events(url, records) -> None:
         versions.insert(version=version, applied_at=datetime(2026, 1, 1)).execute()
         model = event_model(database)
         for record in records:
-            model.insert(
-                **{name: getattr(record, name) for name in record.summary()},
-                received_at=record.received_at.replace(tzinfo=None),
-                last_received_at=record.last_received_at.replace(tzinfo=None),
-                request=record.request,
-            ).execute()
+            model.insert(**{
+                name: getattr(record, name).replace(tzinfo=None) if stored.kind == TIME
+                else getattr(record, name) for name, stored in STORED_FIELDS
+            }).execute()
     database.close()
 
 
@@ -63,7 +63,7 @@ def sql(url, statement):
 
 
 def events(purchase_request, installation, statuses):
-    return [build_record(purchase_request(f'PR-{index:04d}', status=status),
+    return [purchase_record(purchase_request(f'PR-{index:04d}', status=status),
                          installation=installation)
             for index, status in enumerate(statuses)]
 

@@ -3,9 +3,9 @@ import asyncio
 from dataclasses import dataclass, replace
 from typing import ClassVar, Dict, List, Optional
 
-from connect_mongodb_example.config import ConfigReader, Variable
-from connect_mongodb_example.records import EventRecord
+from connect_mongodb_example.event_record import EventRecord
 from connect_mongodb_example.storage.base import EventFilter, EventStore
+from connect_mongodb_example.variables import ConfigReader, Variable
 
 FAKE_STORE_NAME = Variable('FAKE_STORE_NAME', 'Which fake store to use.', default='default')
 

@@ -3,15 +3,16 @@ from datetime import datetime, timezone
 import pytest
 
 from connect_mongodb_example.errors import InvalidRequest
-from connect_mongodb_example.records import build_record, idempotency_key
+from connect_mongodb_example.event_record import idempotency_key
+from tests.support.records import purchase_record, summary
 
 RECEIVED = datetime(2026, 11, 20, 10, 16, tzinfo=timezone.utc)
 
 
 def test_record_carries_every_field(purchase_request, installation):
     request = purchase_request(status='approved', updated='2026-11-21T08:00:00+00:00')
-    record = build_record(request, installation=installation, received_at=RECEIVED)
-    assert record.summary() == {
+    record = purchase_record(request, installation=installation, received_at=RECEIVED)
+    assert summary(record) == {
         'key': 'EIN-8436-7221-1234/PR-1234-5678-9012-001:approved:2026-11-21T08:00:00+00:00',
         'request_id': 'PR-1234-5678-9012-001',
         'status': 'approved',
@@ -29,21 +30,21 @@ def test_record_carries_every_field(purchase_request, installation):
 
 def test_record_holds_a_copy_and_leaves_the_request_alone(purchase_request):
     request = purchase_request()
-    record = build_record(request)
+    record = purchase_record(request)
     record.request['asset']['items'].clear()
     assert request['asset']['items'], 'the handler input must never be modified'
     assert '_id' not in request
 
 
 def test_without_installation_ids_are_empty(purchase_request):
-    record = build_record(purchase_request())
+    record = purchase_record(purchase_request())
     assert (record.installation_id, record.account_id) == (None, None)
 
 
 def test_updated_falls_back_to_events_updated_at(purchase_request):
     request = purchase_request()
     del request['updated']
-    assert build_record(request).updated == '2026-11-20T10:15:03+00:00'
+    assert purchase_record(request).updated == '2026-11-20T10:15:03+00:00'
 
 
 def test_key_changes_with_status_update_time_and_installation():
@@ -70,7 +71,7 @@ def test_key_changes_with_status_update_time_and_installation():
 ])
 def test_invalid_requests_are_refused_with_a_clear_message(request_, message):
     with pytest.raises(InvalidRequest) as error:
-        build_record(request_)
+        purchase_record(request_)
     assert str(error.value).startswith(message)
 
 
@@ -79,12 +80,12 @@ def test_a_request_without_any_update_time_is_refused(purchase_request):
     del request['updated']
     del request['events']
     with pytest.raises(InvalidRequest, match="request PR-1234-5678-9012-001 has no 'updated'"):
-        build_record(request)
+        purchase_record(request)
 
 
 def test_a_lone_surrogate_is_refused_and_other_text_kept_as_is(purchase_request):
     with pytest.raises(InvalidRequest, match='request PR-1234-5678-9012-001 is not valid JSON'):
-        build_record(purchase_request(note='\ud800'))
-    record = build_record(purchase_request(note='Große Straße, 東京'))
+        purchase_record(purchase_request(note='\ud800'))
+    record = purchase_record(purchase_request(note='Große Straße, 東京'))
     assert record.request['note'] == 'Große Straße, 東京'
     assert '"note":"Große Straße, 東京"' in record.request_json

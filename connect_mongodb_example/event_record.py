@@ -2,21 +2,26 @@
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from connect_mongodb_example.errors import InvalidRequest
-
-PURCHASE_REQUEST_EVENT = 'asset_purchase_request_processing'
-PURCHASE_REQUEST_STATUSES = (
-    'pending', 'approved', 'failed', 'inquiring', 'scheduled', 'revoking', 'revoked',
+from connect_mongodb_example.record_fields import (
+    counter,
+    document,
+    from_installation,
+    from_request,
+    moment,
+    stored_fields,
+    text,
 )
 
 
-#: The fields every store keeps as they are, written with the first delivery and never changed.
-FIRST_WRITE_FIELDS = (
-    'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
-    'installation_id', 'account_id',
-)
+@dataclass(frozen=True)
+class EventType:
+    """An event the extension subscribes to, and the statuses of the requests it handles."""
+
+    name: str
+    statuses: Tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -26,23 +31,27 @@ class EventRecord:
     `key` identifies the event across redeliveries: Connect may deliver the same task more
     than once, and a retry must land on the same record instead of adding one. It is
     `request id:status:updated`, prefixed with `installation id/` for an installation's event.
+
+    Each field says how it is stored (see `record_fields`); the backends derive their
+    columns and documents from these lines.
     """
 
-    key: str
-    request_id: str
-    status: str
-    updated: str
-    event_type: str
-    asset_id: Optional[str]
-    product_id: Optional[str]
-    installation_id: Optional[str]
-    account_id: Optional[str]
-    received_at: datetime
-    request: Dict[str, Any] = field(repr=False)
-    # Both are maintained by the storage: a new record starts at 1 and at its received time.
-    delivery_count: int = 1
-    last_received_at: Optional[datetime] = None
-    #: `request` as compact JSON, encoded once when the record is built (empty when read back).
+    key: str = text(512)
+    request_id: str = text(128)
+    status: str = text(32)
+    updated: str = text(64)
+    event_type: str = text(128)
+    asset_id: Optional[str] = text(128, source=from_request('asset', 'id'))
+    product_id: Optional[str] = text(128, source=from_request('asset', 'product', 'id'))
+    installation_id: Optional[str] = text(128, source=from_installation('id'))
+    account_id: Optional[str] = text(128, source=from_installation('owner', 'id'))
+    received_at: datetime = moment()
+    # Maintained by the storage: a new record starts at its received time and at 1.
+    last_received_at: Optional[datetime] = moment(latest=True)
+    delivery_count: int = counter()
+    request: Dict[str, Any] = document()
+    #: `request` as compact JSON, encoded once when the record is built (empty when read
+    #: back); not a stored field of its own.
     request_json: str = field(default='', repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -50,14 +59,9 @@ class EventRecord:
         if self.last_received_at is None:
             object.__setattr__(self, 'last_received_at', self.received_at)
 
-    def summary(self) -> Dict[str, Any]:
-        """Every field but the request document, for logs and the demo table."""
-        return {
-            'key': self.key, 'request_id': self.request_id, 'status': self.status,
-            'updated': self.updated, 'event_type': self.event_type, 'asset_id': self.asset_id,
-            'product_id': self.product_id, 'installation_id': self.installation_id,
-            'account_id': self.account_id, 'delivery_count': self.delivery_count,
-        }
+
+#: (name, how it is stored) of every field the backends keep, in declaration order.
+STORED_FIELDS = stored_fields(EventRecord)
 
 
 def idempotency_key(
@@ -75,8 +79,8 @@ def utcnow() -> datetime:
 
 def build_record(
     request: object,
+    event_type: EventType,
     *,
-    event_type: str = PURCHASE_REQUEST_EVENT,
     installation: Optional[Mapping[str, Any]] = None,
     received_at: Optional[datetime] = None,
 ) -> EventRecord:
@@ -85,32 +89,27 @@ def build_record(
         raise InvalidRequest(f'the request must be a JSON object, got {type(request).__name__}')
     request_id = _required_text(request, 'id')
     status = _required_text(request, 'status')
-    if status not in PURCHASE_REQUEST_STATUSES:
+    if status not in event_type.statuses:
         raise InvalidRequest(
             f'request {request_id} has status {status!r}, which this extension does not '
-            f'handle (expected one of {", ".join(PURCHASE_REQUEST_STATUSES)})',
+            f'handle (expected one of {", ".join(event_type.statuses)})',
         )
     request_json = _json_text(request, request_id)
     updated = _updated_at(request, request_id)
-    asset = request.get('asset') if isinstance(request.get('asset'), dict) else {}
-    product = asset.get('product') if isinstance(asset.get('product'), dict) else {}
     installation = installation or {}
-    owner = installation.get('owner') if isinstance(installation.get('owner'), dict) else {}
-    received_at = received_at or utcnow()
+    taken = {name: stored.source(request, installation)
+             for name, stored in STORED_FIELDS if stored.source is not None}
     return EventRecord(
         key=idempotency_key(request_id, status, updated, installation.get('id')),
         request_id=request_id,
         status=status,
         updated=updated,
-        event_type=event_type,
-        asset_id=asset.get('id'),
-        product_id=product.get('id'),
-        installation_id=installation.get('id'),
-        account_id=owner.get('id'),
-        received_at=received_at,
+        event_type=event_type.name,
+        received_at=received_at or utcnow(),
         # Decoding the text is the fastest deep copy, and one the caller cannot change.
         request=json.loads(request_json),
         request_json=request_json,
+        **taken,
     )
 
 

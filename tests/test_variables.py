@@ -1,7 +1,7 @@
 import pytest
 
-from connect_mongodb_example.config import ConfigReader, Variable, redact_url
 from connect_mongodb_example.errors import ConfigurationError
+from connect_mongodb_example.variables import ConfigReader, Variable
 
 SIZE = Variable('POOL_SIZE', 'Connections.', default='8')
 NAME = Variable('NAME', 'A name.', aliases=('OLD_NAME',))
@@ -69,18 +69,6 @@ def test_url_needs_a_host():
 
 def test_declaration_is_what_variables_decorator_expects():
     assert SECRET_URL.declaration() == {'name': 'SECRET_URL', 'initial_value': '', 'secure': True}
-
-
-@pytest.mark.parametrize(('url', 'shown'), [
-    ('postgresql://app:s3cr:et@db:5432/events', 'postgresql://app:***@db:5432/events'),
-    ('postgresql://db:5432/events', 'postgresql://db:5432/events'),
-    ('mongodb+srv://u:p%40ss@cluster0.example.net/', 'mongodb+srv://u:***@cluster0.example.net/'),
-    ('sqlite:////var/lib/events.sqlite3', 'sqlite:////var/lib/events.sqlite3'),
-    ('postgresql://app@db/events?password=hunter2&sslmode=require',
-     'postgresql://app@db/events?password=***&sslmode=***'),
-])
-def test_redact_url_hides_passwords(url, shown):
-    assert redact_url(url) == shown
 
 
 def test_an_unparsable_url_is_a_configuration_error():

@@ -8,7 +8,7 @@ web application answers `GET /api/events` (a page and its Content-Range total) f
 and the 100th page of 50 events, and the same for one status, and a request's timeline, called
 in process through an ASGI transport as the runner's web worker calls it, one at a time.
 
-    python -m localdev.bench_reads [--events 1000000] [--requests 200]
+    python -m localdev.bench.reads [--events 1000000] [--requests 200]
 """
 import argparse
 import asyncio
@@ -27,14 +27,14 @@ import psycopg2
 from fastapi import FastAPI
 from playhouse.db_url import connect as connect_url
 
-from connect_mongodb_example.records import PURCHASE_REQUEST_EVENT, PURCHASE_REQUEST_STATUSES
+from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.storage.registry import close_all
 from connect_mongodb_example.storage.sql import SqlEventStore, SqlSettings
 from connect_mongodb_example.storage.sql_schema import EVENTS_TABLE, MIGRATIONS, version_model
 from connect_mongodb_example.webapp import EventsWebApplication
-from localdev.bench_measure import percentile
-from localdev.bench_sql import postgres_database, postgres_version
-from localdev.bench_workloads import TEMPLATE_FILE
+from localdev.bench.measure import percentile
+from localdev.bench.sql import postgres_database, postgres_version
+from localdev.bench.workloads import TEMPLATE_FILE
 
 BACKENDS = ('sqlite', 'postgresql')
 #: The installation whose pages are read, and the others beside it.
@@ -91,7 +91,7 @@ FROM (
              THEN 'EIN-0000-1000-' || lpad((i %% {OTHERS})::text, 4, '0')
              ELSE %(target)s END AS inst,
         'PR-' || lpad(i::text, 12, '0') || '-001' AS rid,
-        (%(statuses)s::text[])[1 + i %% {len(PURCHASE_REQUEST_STATUSES)}] AS st,
+        (%(statuses)s::text[])[1 + i %% {len(PURCHASE_REQUEST.statuses)}] AS st,
         to_char(timestamp %(first)s + i * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS+00:00')
             AS upd,
         timestamp %(first)s + i * interval '1 second' AS at
@@ -107,7 +107,7 @@ generated AS (
              THEN 'EIN-0000-1000-' || substr('000' || (i % {OTHERS}), -4)
              ELSE :target END AS inst,
         'PR-' || substr('00000000000' || i, -12) || '-001' AS rid,
-        json_extract(:statuses, '$[' || (i % {len(PURCHASE_REQUEST_STATUSES)}) || ']') AS st,
+        json_extract(:statuses, '$[' || (i % {len(PURCHASE_REQUEST.statuses)}) || ']') AS st,
         strftime('%Y-%m-%dT%H:%M:%S+00:00', :first, '+' || i || ' seconds') AS upd,
         strftime('%Y-%m-%d %H:%M:%S', :first, '+' || i || ' seconds') AS at
     FROM counter
@@ -154,8 +154,8 @@ def load_postgres(url: str, target_events: int) -> None:
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute(_POSTGRES_LOAD, {
-                'event_type': PURCHASE_REQUEST_EVENT, 'template': _template(),
-                'target': TARGET, 'statuses': list(PURCHASE_REQUEST_STATUSES),
+                'event_type': PURCHASE_REQUEST.name, 'template': _template(),
+                'target': TARGET, 'statuses': list(PURCHASE_REQUEST.statuses),
                 'first': FIRST_RECEIVED, 'rows': total_rows(target_events),
             })
     finally:
@@ -178,8 +178,8 @@ def load_sqlite(url: str, target_events: int) -> None:
     try:
         connection.execute('BEGIN')
         connection.execute(_SQLITE_LOAD, {
-            'event_type': PURCHASE_REQUEST_EVENT, 'template': _template(), 'target': TARGET,
-            'statuses': json.dumps(PURCHASE_REQUEST_STATUSES), 'first': FIRST_RECEIVED,
+            'event_type': PURCHASE_REQUEST.name, 'template': _template(), 'target': TARGET,
+            'statuses': json.dumps(PURCHASE_REQUEST.statuses), 'first': FIRST_RECEIVED,
             'rows': total_rows(target_events),
         })
         connection.execute('COMMIT')
@@ -205,7 +205,7 @@ def web_application() -> FastAPI:
 
 def read_cases(target_events: int) -> List[Tuple[str, str]]:
     """(name, URL) of every measured call."""
-    per_status = target_events // len(PURCHASE_REQUEST_STATUSES)
+    per_status = target_events // len(PURCHASE_REQUEST.statuses)
     cases = []
     for status in (None, 'approved'):
         for page in PAGES:
@@ -314,7 +314,7 @@ async def bench(quick: bool) -> str:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='python -m localdev.bench_reads',
+    parser = argparse.ArgumentParser(prog='python -m localdev.bench.reads',
                                      description=__doc__.split('\n')[0])
     parser.add_argument('--events', type=int, default=EVENTS,
                         help=f'events of the installation read (default {EVENTS})')

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from connect_mongodb_example.storage.registry import close_all
-from localdev import bench_machine, bench_reads
-from localdev.bench_dataapi import RawDataApiWork, dataapi_server, handler_config
-from localdev.bench_e2e import runner_work
-from localdev.bench_measure import Measurement, Work, measure
-from localdev.bench_sql import (
+from localdev.bench import machine, reads
+from localdev.bench.dataapi import RawDataApiWork, dataapi_server, handler_config
+from localdev.bench.e2e import runner_work
+from localdev.bench.measure import Measurement, Work, measure
+from localdev.bench.sql import (
     RawSqlWork,
     capture_upsert,
     postgres_connector,
@@ -37,12 +37,13 @@ from localdev.bench_sql import (
     postgres_version,
     sqlite_connector,
 )
-from localdev.bench_workloads import EventFactory, HandlerWork
+from localdev.bench.workloads import EventFactory, HandlerWork
 from localdev.offline import REPO_ROOT
 
 BACKENDS = ('sqlite', 'postgresql', 'dataapi', 'e2e', 'reads')
 HANDLER, RAW, PER_EVENT, RUNNER = 'handler', 'raw', 'per-event', 'runner'
-#: Targets of issue 6: (backend, concurrency or None for every one, ratio name, minimum).
+#: Ratios the report marks PASS or MISS: the handler against the bare driver (PostgreSQL at
+#: concurrency 32 only), and pooled clients against a client per event (every level).
 HANDLER_VS_RAW_MIN = 0.8
 POOLED_VS_PER_EVENT_MIN = 3.0
 # The Data API server keeps data in mongomock, which scans a collection for every query:
@@ -65,7 +66,7 @@ class Bench:
         self.notes: List[str] = []
         self.versions: Dict[str, str] = {}
         self._tags = itertools.count(1)
-        self.reads = ''  # the report of localdev.bench_reads
+        self.reads = ''  # the report of localdev.bench.reads
 
     def tag(self) -> int:
         return next(self._tags)
@@ -232,7 +233,7 @@ def _ratio(handler: Measurement, other: Optional[Measurement], target: Optional[
 def report(bench: Bench, seconds: float) -> str:
     options = bench.options
     lines = [
-        f'Machine: {bench_machine.describe(bench.versions)}',
+        f'Machine: {machine.describe(bench.versions)}',
         f'Each row: the best of {options.rounds} round(s) of {options.duration:g}s after '
         f'{options.warmup:g}s of warm-up; pool size {options.pool} (DATABASE_POOL_SIZE) and '
         f'as many threads for handler and raw; new records unless noted.',
@@ -257,7 +258,7 @@ def save(bench: Bench, text: str, directory: Path) -> Path:
     (directory / f'bench-{stamp}.txt').write_text(text + '\n', encoding='utf-8')
     path = directory / f'bench-{stamp}.json'
     path.write_text(json.dumps({
-        'machine': bench_machine.describe(bench.versions),
+        'machine': machine.describe(bench.versions),
         'options': {k: v for k, v in vars(bench.options).items() if k != 'output'},
         'results': [dict(asdict(r), per_second=r.per_second) for r in bench.results],
     }, indent=2), encoding='utf-8')
@@ -309,7 +310,7 @@ async def run(options: argparse.Namespace) -> Bench:
         if 'e2e' in options.backends:
             await bench_e2e(bench, directory)
         if 'reads' in options.backends:
-            bench.reads = await bench_reads.bench(quick=options.quick)
+            bench.reads = await reads.bench(quick=options.quick)
     return bench
 
 

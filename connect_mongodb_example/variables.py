@@ -7,11 +7,9 @@ turns the raw strings of `self.config` into checked values. Every problem is rep
 """
 from dataclasses import dataclass
 from typing import Dict, Iterable, Mapping, Optional, Tuple
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from connect_mongodb_example.errors import ConfigurationError
-
-LOOPBACK_HOSTS = frozenset({'localhost', '127.0.0.1', '::1'})
 
 
 @dataclass(frozen=True)
@@ -125,17 +123,3 @@ class ConfigReader:
             raise ConfigurationError(name, f'must include a host name, got {shown}')
         return value
 
-
-def redact_url(url: str) -> str:
-    """The URL with its password and query values replaced, so that it can be logged
-    (libpq also takes ?password= and ?sslpassword=)."""
-    parts = urlsplit(url)
-    if parts.password is None and not parts.query:
-        return url  # as written: geturl() would turn sqlite:////abs into sqlite://abs
-    if parts.password is not None:
-        host = parts.netloc.rsplit('@', 1)[1]
-        parts = parts._replace(netloc=f'{parts.username or ""}:***@{host}')
-    if parts.query:
-        names = (name for name, _ in parse_qsl(parts.query, keep_blank_values=True))
-        parts = parts._replace(query='&'.join(f'{name}=***' for name in names))
-    return parts.geturl()

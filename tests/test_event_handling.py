@@ -1,4 +1,4 @@
-"""What one event becomes: a stored record and a task result."""
+"""What one event becomes (`store_event`): a stored record and a task result."""
 import asyncio
 import logging
 import os
@@ -12,9 +12,10 @@ from connect_mongodb_example.errors import (
     StorageRejected,
     StorageUnavailable,
 )
-from connect_mongodb_example.recorder import record_event, stores_for
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage.registry import stores_for
 from connect_mongodb_example.storage.sql_schema import EVENTS_TABLE
+from tests.support.delivery import deliver
 
 
 def stored_rows(sqlite_url):
@@ -26,7 +27,7 @@ def stored_rows(sqlite_url):
 
 
 async def test_event_is_stored_and_done(sqlite_url, purchase_request, installation, logger):
-    response = await record_event(
+    response = await deliver(
         purchase_request(), config={'DATABASE_URL': sqlite_url}, logger=logger,
         installation=installation,
     )
@@ -41,7 +42,7 @@ async def test_redelivered_ten_times_is_one_record_counted_ten_times(
 ):
     config = {'DATABASE_URL': sqlite_url}
     responses = await asyncio.gather(*(
-        record_event(purchase_request(), config=config, logger=logger) for _ in range(10)
+        deliver(purchase_request(), config=config, logger=logger) for _ in range(10)
     ))
     assert {response.status for response in responses} == {ResultType.SUCCESS}
     assert stored_rows(sqlite_url) == [('PR-1234-5678-9012-001', 'pending', None, None, 10)]
@@ -50,7 +51,7 @@ async def test_redelivered_ten_times_is_one_record_counted_ten_times(
 async def test_hundred_concurrent_events_are_all_stored(sqlite_url, purchase_request, logger):
     config = {'DATABASE_URL': sqlite_url}
     responses = await asyncio.gather(*(
-        record_event(purchase_request(f'PR-0000-0000-0000-{index:03d}'), config=config,
+        deliver(purchase_request(f'PR-0000-0000-0000-{index:03d}'), config=config,
                      logger=logger)
         for index in range(100)
     ))
@@ -67,7 +68,7 @@ async def test_hundred_concurrent_events_are_all_stored(sqlite_url, purchase_req
     {'id': 'PR-1234-5678-9012-001', 'status': 'draft'},
 ])
 async def test_invalid_request_fails_and_writes_nothing(sqlite_url, logger, caplog, request_):
-    response = await record_event(request_, config={'DATABASE_URL': sqlite_url}, logger=logger)
+    response = await deliver(request_, config={'DATABASE_URL': sqlite_url}, logger=logger)
     assert response.status == ResultType.FAIL
     assert response.output
     assert response.output in caplog.text
@@ -81,13 +82,13 @@ async def test_unavailable_storage_reschedules_then_stores_once(
     config = {'STORAGE_BACKENDS': 'fake', 'RETRY_COUNTDOWN_SECONDS': '45'}
     [store] = stores_for(load_settings(config))
     store.fail_with = StorageUnavailable('fake: connection refused')
-    response = await record_event(purchase_request(), config=config, logger=logger)
+    response = await deliver(purchase_request(), config=config, logger=logger)
     assert (response.status, response.countdown) == (ResultType.RESCHEDULE, 45)
     assert store.records == {}
     assert 'rescheduled in 45s: fake: connection refused' in caplog.text
 
     store.fail_with = None
-    response = await record_event(purchase_request(), config=config, logger=logger)
+    response = await deliver(purchase_request(), config=config, logger=logger)
     assert response.status == ResultType.SUCCESS
     [record] = store.records.values()
     assert record.delivery_count == 1
@@ -98,7 +99,7 @@ async def test_storage_that_hangs_is_bounded_by_the_timeout(fake_backend, purcha
     [store] = stores_for(load_settings(config))
     store.hang = True
     response = await asyncio.wait_for(
-        record_event(purchase_request(), config=config, logger=logger), timeout=5,
+        deliver(purchase_request(), config=config, logger=logger), timeout=5,
     )
     assert response.status == ResultType.RESCHEDULE
     assert store.records == {}
@@ -110,9 +111,9 @@ async def test_one_backend_down_reschedules_and_the_other_counts_the_retry(
     config = {'STORAGE_BACKENDS': 'sql,fake', 'DATABASE_URL': sqlite_url}
     fake = stores_for(load_settings(config))[1]
     fake.fail_with = StorageUnavailable('fake: down')
-    first = await record_event(purchase_request(), config=config, logger=logger)
+    first = await deliver(purchase_request(), config=config, logger=logger)
     fake.fail_with = None
-    second = await record_event(purchase_request(), config=config, logger=logger)
+    second = await deliver(purchase_request(), config=config, logger=logger)
     assert (first.status, second.status) == (ResultType.RESCHEDULE, ResultType.SUCCESS)
     assert stored_rows(sqlite_url) == [('PR-1234-5678-9012-001', 'pending', None, None, 2)]
     assert [record.delivery_count for record in fake.records.values()] == [1]
@@ -125,7 +126,7 @@ async def test_rejected_write_is_raised_for_the_runner_to_retry(
     [store] = stores_for(load_settings(config))
     store.fail_with = StorageRejected('fake: 401 unauthorized')
     with pytest.raises(StorageRejected):
-        await record_event(purchase_request(), config=config, logger=logger)
+        await deliver(purchase_request(), config=config, logger=logger)
     assert store.records == {}
     assert 'Storage refused event PR-1234-5678-9012-001' in caplog.text
 
@@ -134,7 +135,7 @@ async def test_misconfiguration_raises_an_error_naming_the_variable(
     purchase_request, logger, caplog,
 ):
     with pytest.raises(ConfigurationError) as error, caplog.at_level(logging.ERROR):
-        await record_event(
+        await deliver(
             purchase_request(), config={'DATABASE_URL': 'sqlite://events.db'}, logger=logger,
         )
     assert error.value.variable == 'DATABASE_URL'
@@ -147,7 +148,7 @@ async def test_a_request_postgresql_cannot_store_fails_and_is_written_nowhere(
     fake_backend, postgres_url, purchase_request, logger,
 ):
     config = {'STORAGE_BACKENDS': 'fake,sql', 'DATABASE_URL': postgres_url}
-    response = await record_event(purchase_request(note='a\x00b'), config=config, logger=logger)
+    response = await deliver(purchase_request(note='a\x00b'), config=config, logger=logger)
     assert response.status == ResultType.FAIL
     assert 'contains NUL' in response.output
     fake, sql = stores_for(load_settings(config))

@@ -10,8 +10,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from connect.eaas.core.enums import ResultType
 
+from connect_mongodb_example.event_record import idempotency_key
 from connect_mongodb_example.extension import StatefulEventsApplication
-from connect_mongodb_example.records import idempotency_key
 from localdev.offline import REPO_ROOT
 
 TEMPLATE_FILE = REPO_ROOT / 'demo' / 'events' / '01-PR-5852-1608-1176-001-pending.json'

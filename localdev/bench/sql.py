@@ -19,9 +19,9 @@ from typing import Any, Callable, Iterator, List, Tuple
 import psycopg2
 from peewee import __version__ as peewee_version
 
-from connect_mongodb_example.config import redact_url
+from connect_mongodb_example.redaction import redact_url
 from connect_mongodb_example.storage.sql_schema import EVENTS_TABLE
-from localdev.bench_workloads import EventFactory, HandlerWork
+from localdev.bench.workloads import EventFactory, HandlerWork
 
 Connect = Callable[[], Any]
 SQLITE_PRAGMAS = ('PRAGMA journal_mode=wal', 'PRAGMA busy_timeout=10000',

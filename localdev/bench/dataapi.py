@@ -17,8 +17,8 @@ from typing import Any, AsyncIterator, Dict, Optional
 import httpx
 from bson import json_util
 
-from connect_mongodb_example.storage.dataapi import MAX_CONNECTIONS
-from localdev.bench_workloads import EventFactory
+from connect_mongodb_example.storage.dataapi_client import MAX_CONNECTIONS
+from localdev.bench.workloads import EventFactory
 
 API_KEY = 'bench-local-key'
 DATA_SOURCE = 'mongodb-atlas'

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator, Mapping
 
-from localdev.bench_measure import Work
-from localdev.bench_workloads import EventFactory
+from localdev.bench.measure import Work
+from localdev.bench.workloads import EventFactory
 from localdev.connect_emulator import Event
 from localdev.offline import offline_runner
 

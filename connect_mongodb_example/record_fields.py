@@ -1,0 +1,83 @@
+"""How each field of `EventRecord` is stored, declared once beside the field.
+
+Every backend derives what it writes from these declarations: the SQL columns and their
+lengths, the upsert's values and what a redelivery changes, the MongoDB document and
+reading it back. Adding a field to the record is one line in `EventRecord` (plus, for SQL,
+one migration that adds its column).
+"""
+from collections.abc import Mapping as AnyMapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping, Optional, Tuple
+
+#: Kinds of stored values; each backend maps every kind to its own type.
+TEXT, TIME, JSON, COUNT = 'text', 'time', 'json', 'count'
+#: What a redelivery does to a stored field: nothing (the first write stays), take this
+#: delivery's value, or add one.
+KEEP, LATEST, INCREMENT = 'keep', 'latest', 'increment'
+#: Where `build_record` takes a value from: (request, installation) -> value.
+Source = Callable[[Mapping[str, Any], Mapping[str, Any]], Any]
+
+_STORED = 'stored'
+
+
+@dataclass(frozen=True)
+class Stored:
+    """How one field is stored."""
+
+    kind: str
+    #: Longest text: the SQL column length, checked before any backend writes.
+    length: Optional[int] = None
+    nullable: bool = False
+    on_redelivery: str = KEEP
+    #: Set for fields `build_record` fills by itself from the request or the installation.
+    source: Optional[Source] = None
+
+
+def text(length: int, *, source: Optional[Source] = None) -> Any:
+    """Text of at most `length` characters; taken from `source` (None when absent) if given,
+    otherwise `build_record` sets it."""
+    return field(metadata={_STORED: Stored(TEXT, length, nullable=source is not None,
+                                           source=source)})
+
+
+def moment(*, latest: bool = False) -> Any:
+    """A UTC time; `latest=True`: each delivery sets it (left None, it starts at
+    `received_at`)."""
+    if latest:
+        return field(default=None, metadata={_STORED: Stored(TIME, nullable=True,
+                                                             on_redelivery=LATEST)})
+    return field(metadata={_STORED: Stored(TIME)})
+
+
+def document() -> Any:
+    """A JSON object, kept whole (empty unless given)."""
+    return field(default_factory=dict, repr=False, metadata={_STORED: Stored(JSON)})
+
+
+def counter() -> Any:
+    """Starts at 1; each redelivery adds one."""
+    return field(default=1, metadata={_STORED: Stored(COUNT, on_redelivery=INCREMENT)})
+
+
+def from_request(*path: str) -> Source:
+    """The value at `path` in the request, e.g. ('asset', 'product', 'id')."""
+    return lambda request, installation: _value_at(request, path)
+
+
+def from_installation(*path: str) -> Source:
+    """The value at `path` in the installation, e.g. ('owner', 'id')."""
+    return lambda request, installation: _value_at(installation, path)
+
+
+def stored_fields(record_class: type) -> Tuple[Tuple[str, Stored], ...]:
+    """(name, how it is stored) of every stored field of the class, in declaration order."""
+    return tuple((item.name, item.metadata[_STORED]) for item in fields(record_class)
+                 if _STORED in item.metadata)
+
+
+def _value_at(data: Any, path: Tuple[str, ...]) -> Any:
+    for name in path:
+        if not isinstance(data, AnyMapping):
+            return None
+        data = data.get(name)
+    return data

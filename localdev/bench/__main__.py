@@ -1,0 +1,5 @@
+import sys
+
+from localdev.bench.cli import main
+
+sys.exit(main())
