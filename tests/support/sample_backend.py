@@ -1,11 +1,11 @@
 """A complete storage backend, kept in memory: the README's "Add a storage backend" recipe
 copies it into a fork's `connect_mongodb_example/storage/memory.py` and registers it.
 
-Records live in this process only, so it is no use in production; it shows what a backend
-must do, and that doing it passes tests/storage/test_backend_contract.py.
+Records live in the store object, lost when the process ends: no use in production. It
+shows what a backend must do, and that doing it passes tests/storage/test_backend_contract.py.
 """
 from dataclasses import dataclass, replace
-from typing import ClassVar, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from connect_mongodb_example.event_record import EventRecord
 from connect_mongodb_example.storage.base import EventFilter, EventStore
@@ -24,8 +24,6 @@ class MemorySettings:
 class MemoryEventStore(EventStore):
     name = 'memory'
     variables = (MEMORY_STORE_NAME,)
-    #: name -> key -> record, shared by the stores of one process.
-    _data: ClassVar[Dict[str, Dict[str, EventRecord]]] = {}
 
     @classmethod
     def parse_settings(cls, reader: ConfigReader) -> MemorySettings:
@@ -33,26 +31,27 @@ class MemoryEventStore(EventStore):
 
     def __init__(self, settings: MemorySettings):
         self._settings = settings
+        # key -> record; the registry shares this store within the process.
+        self._records: Dict[str, EventRecord] = {}
 
     def describe(self) -> str:
         return f'memory ({self._settings.name})'
 
     async def save(self, record: EventRecord) -> int:
         # No await between reading and writing: racing deliveries cannot both insert.
-        records = self._data.setdefault(self._settings.name, {})
-        stored = records.get(record.key)
+        stored = self._records.get(record.key)
         if stored is None:
             stored = replace(record, delivery_count=1, request_json='')
         else:
             stored = replace(stored, delivery_count=stored.delivery_count + 1,
                              last_received_at=record.last_received_at)
-        records[record.key] = stored
+        self._records[record.key] = stored
         return stored.delivery_count
 
     async def find(
         self, request_id: str, installation_id: Optional[str] = None,
     ) -> List[EventRecord]:
-        found = [record for record in self._data.get(self._settings.name, {}).values()
+        found = [record for record in self._records.values()
                  if record.request_id == request_id
                  and installation_id in (None, record.installation_id)]
         return sorted(found, key=lambda record: record.received_at)
