@@ -33,6 +33,7 @@ from localdev.connect_emulator import (
     load_events,
 )
 from localdev.connect_emulator.events import load_event
+from localdev.connect_emulator.portal import LocalPortal
 from localdev.connect_emulator.protocol import variable_values
 from localdev.connect_emulator.websocket import RunnerDisconnected
 from localdev.offline import REPO_ROOT, RunnerNotReady, offline_runner
@@ -46,6 +47,7 @@ DEFAULT_LOG = DEMO_DIR / 'runner.log'
 DEFAULT_TIMEOUT = 120.0
 LOG_FORMAT = '%(asctime)s %(name)s %(levelname)s PID_%(process)d %(message)s'
 WATCH_INTERVAL_SECONDS = 1.0
+WEB_WORKER_WAIT_SECONDS = 30
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -247,13 +249,16 @@ async def run(options: argparse.Namespace) -> int:
         variables=variables, log_path=log_path, ready_timeout=options.timeout,
         debug=options.debug, instances=options.instances,
         api_latency=options.api_latency_ms / 1000,
-    ) as emulator:
+    ) as emulator, LocalPortal(emulator) as portal:
         deliveries = sum(event.deliveries for event in events)
         print(f'Runner ready after {time.monotonic() - started:.1f}s; delivering '
               f'{len(events)} events ({deliveries} deliveries) from {options.events} ...')
+        print(f'Events pages: {portal.url} (served while the demo runs; --keep-running '
+              f'keeps them up)')
         delivered = await _deliver_before(emulator, events, deadline)
         if options.keep_running:
             print_report(await read_back(delivered, emulator.effective_variables()))
+            await print_portal(emulator, portal)
             await watch_events(emulator, options.events)
             return 0
     # The runner is stopped: what is read now has outlived it.
@@ -298,6 +303,18 @@ async def _deliver_before(
             + ', '.join(f'{event.request_id} ({event.status})' for event in missing)
             + ' (try a longer --timeout; the log says what the runner was doing)',
         ) from None
+
+
+async def print_portal(emulator: ConnectEmulator, portal: LocalPortal) -> None:
+    """Where to see the stored events, once the runner's web worker takes calls."""
+    try:
+        await asyncio.wait_for(emulator.web.wait_ready(), WEB_WORKER_WAIT_SECONDS)
+    except asyncio.TimeoutError:
+        print(f'\nNo runner web worker connected within {WEB_WORKER_WAIT_SECONDS}s: the '
+              f'Events pages cannot be served (the runner log says why).')
+        return
+    print(f'\nOpen {portal.url} to see the events of each installation and their '
+          f'timelines, read back by the web application of the extension through the runner.')
 
 
 async def watch_events(emulator: ConnectEmulator, directory: Path) -> None:

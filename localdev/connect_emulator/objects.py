@@ -57,6 +57,9 @@ class ConnectObjects:
     def installation(self, installation_id: str) -> Optional[Dict[str, Any]]:
         return self._installations.get(installation_id)
 
+    def installations(self) -> List[Dict[str, Any]]:
+        return list(self._installations.values())
+
     def find_requests(self, rql: str) -> List[Dict[str, Any]]:
         """The requests matching an RQL filter ('' matches all), in insertion order."""
         if not rql:

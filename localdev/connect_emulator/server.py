@@ -37,6 +37,7 @@ from localdev.connect_emulator.protocol import (
 )
 from localdev.connect_emulator.rest import ApiCall, RestApi, require_api_key
 from localdev.connect_emulator.websocket import RunnerChannel
+from localdev.connect_emulator.webtasks import WebAppChannel
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,10 @@ class ConnectEmulator:
             environment_id=environment_id, respond_to_setup=self._setup_response,
             workers=WorkerPool(task_timeout=task_timeout, max_in_flight=max_in_flight),
         )
+        #: Where the runner's web worker takes the browser calls (see portal.py).
+        self.web = WebAppChannel(
+            environment_id=environment_id, respond_to_setup=self._setup_response,
+        )
         #: Every event delivered so far, once all of its deliveries were answered.
         self.deliveries: List[Delivery] = []
         self._task_numbers = itertools.count(1)
@@ -104,7 +109,7 @@ class ConnectEmulator:
         self._directory = tempfile.TemporaryDirectory(prefix='connect-emulator-')
         self._certificates = create_certificates(Path(self._directory.name))
         app = web.Application(middlewares=[self.latency.middleware, require_api_key])
-        app.add_routes([self.channel.route(), *self.api.routes()])
+        app.add_routes([self.channel.route(), self.web.route(), *self.api.routes()])
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
         await self._runner.setup()
         # Bind the socket ourselves: port 0 picks a free port, with no window for a clash.
@@ -117,6 +122,7 @@ class ConnectEmulator:
 
     async def close(self) -> None:
         await self.channel.close()
+        await self.web.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
