@@ -1,12 +1,17 @@
 """Six processes meeting a fresh database at once, as several runner workers and replicas
-do on a first deployment: every one creates the schema (or the indexes) and saves the same
-events. None may fail, and each event is one record counting every delivery."""
+do on a first deployment, or an existing database on the first deployment of a version with
+new migrations: every one migrates (or creates the indexes) and saves the same events. None
+may fail, each event is one record counting every delivery, and the counts the triggers
+keep match the events stored."""
 import pytest
 from pymongo import MongoClient
 
-from connect_mongodb_example.storage.sql_schema import MIGRATIONS
-from tests.support.concurrent_saves import save_in_processes
+from connect_mongodb_example.extension import PURCHASE_REQUEST
+from connect_mongodb_example.storage.sql_schema import COUNTS_TABLE, EVENTS_TABLE, MIGRATIONS
+from tests.support.concurrent_saves import INSTALLATION, save_in_processes
 from tests.support.postgres import run_sql
+from tests.support.records import purchase_record
+from tests.support.sql_databases import first_version_with_events, sql
 
 PROCESSES = 6
 EVENTS = 3
@@ -16,7 +21,20 @@ APPLIED = [(version,) for version, _ in MIGRATIONS]
 
 
 def requests(purchase_request):
-    return [purchase_request(f'PR-0000-0000-0000-{i:03d}') for i in range(EVENTS)]
+    statuses = PURCHASE_REQUEST.statuses
+    return [purchase_request(f'PR-0000-0000-0000-{i:03d}', status=statuses[i % len(statuses)])
+            for i in range(EVENTS)]
+
+
+def assert_counts_match_events(url):
+    """The counts the triggers keep (summed over shards) are the events stored, for every
+    installation and status."""
+    counted = sql(url, f'SELECT installation_id, status, SUM(events) FROM {COUNTS_TABLE} '
+                       'GROUP BY installation_id, status HAVING SUM(events) <> 0')
+    stored = sql(url, f'SELECT installation_id, status, COUNT(*) FROM {EVENTS_TABLE} '
+                      'WHERE installation_id IS NOT NULL GROUP BY installation_id, status')
+    assert sorted((i, s, int(n)) for i, s, n in counted) == sorted(stored)
+    return sorted(stored)
 
 
 def assert_every_process_saved_every_event(outcomes):
@@ -38,6 +56,7 @@ def test_postgresql(postgres_url, purchase_request):
     assert rows == [(f'PR-0000-0000-0000-{i:03d}', PROCESSES) for i in range(EVENTS)]
     assert run_sql(postgres_url, 'SELECT version FROM connect_events_schema ORDER BY version') == \
         APPLIED
+    assert len(assert_counts_match_events(postgres_url)) == EVENTS
 
 
 def test_sqlite(sqlite_url, purchase_request):
@@ -53,6 +72,33 @@ def test_sqlite(sqlite_url, purchase_request):
         versions = connection.execute('SELECT version FROM connect_events_schema').fetchall()
     assert rows == [(f'PR-0000-0000-0000-{i:03d}', PROCESSES) for i in range(EVENTS)]
     assert sorted(versions) == APPLIED
+    assert len(assert_counts_match_events(sqlite_url)) == EVENTS
+
+
+@pytest.mark.parametrize('database', ['sqlite', pytest.param('postgresql',
+                                                             marks=pytest.mark.postgres)])
+def test_an_existing_database_upgraded(request, database, purchase_request):
+    """A database the first schema version left with events (one of them delivered again
+    now, others of other installations): the processes race to apply the later migrations
+    (read indexes, counts kept by triggers) and to save."""
+    url = request.getfixturevalue('sqlite_url' if database == 'sqlite' else 'postgres_url')
+    new = requests(purchase_request)
+    earlier = [purchase_record(new[0], installation={'id': INSTALLATION})] + [
+        purchase_record(purchase_request(f'PR-9999-0000-0000-{i:03d}', status=status),
+                        installation={'id': f'EIN-EARLIER-{i % 2}'})
+        for i, status in enumerate(PURCHASE_REQUEST.statuses)]
+    first_version_with_events(url, earlier)
+
+    outcomes = save_in_processes(PROCESSES, {'DATABASE_URL': url}, new)
+
+    assert [outcome for outcome in outcomes if isinstance(outcome, str)] == []
+    # The event stored before counts its earlier delivery too.
+    assert sorted(counts[0] for counts in outcomes) == list(range(2, PROCESSES + 2))
+    rows = sql(url, f"SELECT request_id, delivery_count FROM {EVENTS_TABLE} "
+                    f"WHERE installation_id = '{INSTALLATION}' ORDER BY request_id")
+    assert rows == [(f'PR-0000-0000-0000-{i:03d}', PROCESSES + (i == 0)) for i in range(EVENTS)]
+    assert sorted(sql(url, 'SELECT version FROM connect_events_schema')) == APPLIED
+    assert len(assert_counts_match_events(url)) == EVENTS + len(PURCHASE_REQUEST.statuses)
 
 
 @pytest.mark.mongodb

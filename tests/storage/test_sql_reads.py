@@ -1,26 +1,22 @@
 """What the SQL backend adds for reads: the read indexes and the counts its triggers keep,
 created by migrations on new and on existing databases alike."""
 import asyncio
-from datetime import datetime, timezone
+from datetime import timezone
 
 import peewee
 import pytest
 from playhouse.db_url import connect as connect_url
 
-from connect_mongodb_example.event_record import STORED_FIELDS
-from connect_mongodb_example.record_fields import TIME
 from connect_mongodb_example.storage.base import EventFilter
 from connect_mongodb_example.storage.sql import SqlEventStore, SqlSettings
 from connect_mongodb_example.storage.sql_schema import (
     COUNTS_TABLE,
     EVENTS_TABLE,
-    MIGRATIONS,
     SCHEMA_VERSION,
     VERSION_TABLE,
-    event_model,
-    version_model,
 )
 from tests.support.records import purchase_record
+from tests.support.sql_databases import first_version_with_events, sql
 
 MINE = {'id': 'EIN-1111-1111-1111', 'owner': {'id': 'VA-000-001'}}
 THEIRS = {'id': 'EIN-2222-2222-2222', 'owner': {'id': 'VA-000-002'}}
@@ -34,32 +30,6 @@ READ_INDEXES = {
 @pytest.fixture(params=['sqlite', pytest.param('postgresql', marks=pytest.mark.postgres)])
 def database_url(request):
     return request.getfixturevalue('sqlite_url' if request.param == 'sqlite' else 'postgres_url')
-
-
-def first_version_with_events(url, records) -> None:
-    """A database as the extension's first schema version left it, holding `records`."""
-    database = connect_url(url)
-    with database.connection_context():
-        versions = version_model(database)
-        database.create_tables([versions])
-        version, migrate = MIGRATIONS[0]
-        migrate(database)
-        versions.insert(version=version, applied_at=datetime(2026, 1, 1)).execute()
-        model = event_model(database)
-        for record in records:
-            model.insert(**{
-                name: getattr(record, name).replace(tzinfo=None) if stored.kind == TIME
-                else getattr(record, name) for name, stored in STORED_FIELDS
-            }).execute()
-    database.close()
-
-
-def sql(url, statement):
-    database = connect_url(url)
-    with database.connection_context():
-        rows = database.execute_sql(statement).fetchall()
-    database.close()
-    return rows
 
 
 def events(purchase_request, installation, statuses):

@@ -15,6 +15,8 @@ from connect_mongodb_example.storage.registry import close_all, stores_for
 from tests.support.records import purchase_record
 
 START_TIMEOUT_SECONDS = 120
+#: The installation whose events the processes save.
+INSTALLATION = 'EIN-CONCURRENT'
 
 
 def save_in_processes(
@@ -45,7 +47,7 @@ def _save_all(config: Dict[str, str], requests: List[Dict[str, Any]], barrier: A
               results: Any) -> None:
     try:
         stores = stores_for(load_settings(config))
-        records = [purchase_record(request, installation={'id': 'EIN-CONCURRENT'})
+        records = [purchase_record(request, installation={'id': INSTALLATION})
                    for request in requests]
         barrier.wait(timeout=START_TIMEOUT_SECONDS)
         results.put(asyncio.run(_save(stores, records)))
