@@ -3,17 +3,16 @@ timeline entry, and the Content-Range of a page. The request documents are never
 from datetime import datetime, timezone
 from typing import Any, Dict
 
-from connect_mongodb_example.event_record import EventRecord
+from connect_mongodb_example.event_record import STORED_FIELDS, EventRecord
+from connect_mongodb_example.record_fields import COUNT, JSON, TIME
 
-#: The fields of a page item, in order (installation_id is left out: it is always the caller's).
-LISTED_FIELDS = (
-    'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
-    'account_id', 'delivery_count', 'received_at', 'last_received_at',
-)
-#: The fields of a timeline entry: what changed, and when and how often it was delivered.
-TIMELINE_FIELDS = (
-    'status', 'updated', 'delivery_count', 'received_at', 'last_received_at', 'event_type',
-)
+#: The fields of a page item: every stored field but the documents (never shown) and
+#: installation_id (always the caller's), so that a field added to the record is listed too.
+LISTED_FIELDS = tuple(name for name, stored in STORED_FIELDS
+                      if stored.kind != JSON and name != 'installation_id')
+#: The fields of a timeline entry: what changed, and every time and count of its deliveries.
+TIMELINE_FIELDS = ('status', 'updated', 'event_type') + tuple(
+    name for name, stored in STORED_FIELDS if stored.kind in (TIME, COUNT))
 
 
 def listed_event(record: EventRecord) -> Dict[str, Any]:

@@ -41,7 +41,11 @@ async def test_add_a_field_to_the_record(tmp_path, postgres_url, purchase_reques
     migrated = run_in_fork(fork, '-m', 'tests.recipes.in_fork_field',
                            env={'OLD_DATABASES': json.dumps(old_databases)})
     expected = [['pending', None], ['approved', CUSTOMER_ID]]
-    assert json.loads(last_line(migrated)) == {'sqlite': expected, 'postgresql': expected}
+    assert json.loads(last_line(migrated)) == {
+        'sqlite': expected, 'postgresql': expected,
+        # A page of the Events page's API lists it, read from the new column.
+        'listed': {'sqlite': CUSTOMER_ID, 'postgresql': CUSTOMER_ID},
+    }
 
 
 def test_add_a_storage_backend(tmp_path):
