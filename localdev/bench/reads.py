@@ -46,7 +46,7 @@ EVENTS, REQUESTS = 1_000_000, 200
 QUICK_EVENTS, QUICK_REQUESTS = 6_000, 20
 PAGE_SIZE = 50
 PAGES = (1, 100)
-#: The target of issue 12: the 99th percentile of an answer, in milliseconds.
+#: The Events page's target (README, Performance): the 99th percentile of an answer, in ms.
 P99_TARGET_MS = 50.0
 # One event per second of received time, from this moment on (naive UTC, as stored).
 FIRST_RECEIVED = '2026-01-01 00:00:00'
