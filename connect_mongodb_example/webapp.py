@@ -130,6 +130,10 @@ class EventsWebApplication(WebApplicationBase):
         except StorageRejected as error:
             logger.error('Reading events: %s', error)
             raise HTTPException(502, str(error)) from None
+        except ConfigurationError as error:
+            # The backend refused the credentials or grants: names the variable, no secret.
+            logger.error('Reading events, configuration problem: %s', error)
+            raise HTTPException(503, f'configuration problem: {error}') from None
 
 
 def _checked_status(status: Optional[str]) -> Optional[str]:
@@ -149,7 +153,7 @@ async def _health(store: EventStore, settings: Settings) -> Dict[str, Any]:
         await asyncio.wait_for(store.ping(), settings.storage_timeout)
     except asyncio.TimeoutError:
         error = f'no answer within {settings.storage_timeout:g}s'
-    except (StorageUnavailable, StorageRejected) as problem:
+    except (StorageUnavailable, StorageRejected, ConfigurationError) as problem:
         # The stores' messages are made to be logged: they never carry a password or key.
         error = first_line(problem)
     except Exception as problem:  # noqa: BLE001 - anything else is shown by its type only

@@ -270,3 +270,27 @@ def test_blank_installation_is_no_installation(stored):
     response = stored.client.get('/api/events', config=stored.config,
                                  context={'installation_id': '  '})
     assert response.status_code == 400
+
+
+# -- refused credentials -----------------------------------------------------------------------
+
+@pytest.mark.postgres
+def test_refused_credentials_are_reported_as_a_configuration_problem(postgres_server):
+    """A database that refuses the configured credentials (here: no such database) is named
+    in the answer, as the events application logs it, not a bare 500."""
+    url = postgres_server.rsplit('/', 1)[0] + '/no_such_database_for_the_web_app'
+    config = {'STORAGE_BACKENDS': 'sql', 'DATABASE_URL': url}
+    with WebAppTestClient(EventsWebApplication) as client:
+        try:
+            for path in ('/api/events', '/api/requests/PR-0001/timeline'):
+                response = client.get(path, installation={'id': MINE}, config=config)
+                assert response.status_code == 503, response.text
+                detail = response.json()['detail']
+                assert detail.startswith('configuration problem: DATABASE_URL: ')
+                assert 'database "no_such_database_for_the_web_app" does not exist' in detail
+            health = client.get('/api/storage', installation={'id': MINE}, config=config)
+            [backend] = health.json()['backends']
+            assert backend['reachable'] is False
+            assert 'does not exist' in backend['error']
+        finally:
+            client.portal.call(close_all)
