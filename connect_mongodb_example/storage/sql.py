@@ -301,9 +301,10 @@ def _connect(settings: SqlSettings) -> peewee.Database:
     name = options.pop('database')
     if scheme in POSTGRES_SCHEMES:
         # peewee leaves them URL-quoted, as written; libpq would decode them, and so do we
-        # (a generated password holds @ / : % and must be quoted in the URL).
+        # (a generated password holds @ / : % and must be quoted in the URL, a Unix socket
+        # directory is a host with its slashes quoted).
         name = unquote(name)
-        for part in ('user', 'password'):
+        for part in ('user', 'password', 'host'):
             if options.get(part):
                 options[part] = unquote(options[part])
     # timeout: how long a thread waits for a free connection when all are in use.

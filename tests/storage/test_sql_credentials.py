@@ -71,6 +71,23 @@ async def test_a_quoted_generated_password_reaches_the_server_decoded(
     assert rows == [(record.key, 2)]
 
 
+async def test_a_quoted_socket_directory_host_reaches_libpq_decoded(
+    server, app, purchase_request,
+):
+    """libpq's URL form names a Unix socket directory as a percent-encoded host."""
+    user, database = app
+    socket_host = quote(server.directory, safe='')
+    url = (f'postgresql://{quote(user, safe="")}:{quote(APP_PASSWORD, safe="")}'
+           f'@{socket_host}:{server.port}/{database}')
+    store = SqlEventStore(SqlSettings(url, 1))
+    record = purchase_record(purchase_request())
+    try:
+        assert await store.save(record) == 1
+    finally:
+        await store.close()
+    assert run_sql(server.url(database), 'SELECT key FROM connect_events') == [(record.key,)]
+
+
 @pytest.mark.parametrize(('who', 'expected'), [
     ('wrong-password', 'password authentication failed for user'),
     ('unknown-user', 'password authentication failed for user "nobody"'),
