@@ -28,7 +28,7 @@ from connect_mongodb_example.event_views import content_range, listed_event, tim
 from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.settings import Settings, load_settings, variable_declarations
 from connect_mongodb_example.storage.base import EventFilter, EventStore
-from connect_mongodb_example.storage.registry import close_all, stores_for
+from connect_mongodb_example.storage.registry import close_all, in_use, stores_for
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +103,9 @@ class EventsWebApplication(WebApplicationBase):
     @router.get('/storage', summary='The configured backends, and whether they answer')
     async def storage_health(self) -> Dict[str, Any]:
         settings = self._settings()
-        stores = stores_for(settings)
-        reports = await asyncio.gather(*(_health(store, settings) for store in stores))
+        stores = stores_for(settings, self.installation_id)
+        async with in_use(stores):
+            reports = await asyncio.gather(*(_health(store, settings) for store in stores))
         return {'reads_from': stores[0].name, 'backends': list(reports)}
 
     def _settings(self) -> Settings:
@@ -118,9 +119,13 @@ class EventsWebApplication(WebApplicationBase):
     async def _reading(self) -> AsyncIterator[Any]:
         """(The store reads come from, the storage timeout); storage errors become 5xx."""
         settings = self._settings()
-        store = stores_for(settings)[0]
+        # The installation's stores: when its settings change, the old ones are closed once
+        # no read uses them (the web worker is a process of its own).
+        stores = stores_for(settings, self.installation_id)
+        store = stores[0]
         try:
-            yield store, settings.storage_timeout
+            async with in_use(stores):
+                yield store, settings.storage_timeout
         except asyncio.TimeoutError:
             raise HTTPException(503, f'{store.describe()}: no answer within '
                                      f'{settings.storage_timeout:g}s') from None

@@ -1,5 +1,6 @@
 """The web application through eaas-core's WebAppTestClient, on every backend that runs here:
 the JSON API, and that it only ever shows the calling installation's events."""
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List, Optional
@@ -8,12 +9,15 @@ import pytest
 from connect.eaas.core.testing.testclient import WebAppTestClient
 
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage import registry
 from connect_mongodb_example.storage.registry import close_all, stores_for
 from connect_mongodb_example.webapp import EventsWebApplication
 from tests.support.backends import backend_config, backend_targets
+from tests.support.delivery import open_stores
 from tests.support.records import purchase_record
 from tests.support.requests import purchase_request
 
+CHANGES = 50
 MINE = 'EIN-1111-1111-1111'
 THEIRS = 'EIN-2222-2222-2222'
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
@@ -294,3 +298,35 @@ def test_refused_credentials_are_reported_as_a_configuration_problem(postgres_se
             assert 'does not exist' in backend['error']
         finally:
             client.portal.call(close_all)
+
+
+# -- changed variables -------------------------------------------------------------------------
+
+def test_changed_variables_leave_one_store_open_in_the_web_worker(tmp_path):
+    """The web worker is a process of its own: each Apply Changes gives the installation a
+    new store there too, and the old one is closed once its reads are done."""
+    with WebAppTestClient(EventsWebApplication) as client:
+        try:
+            for number in range(CHANGES):
+                config = {'STORAGE_BACKENDS': 'sql',
+                          'DATABASE_URL': f'sqlite:///{tmp_path}/events{number}.sqlite3'}
+                for path in ('/api/events', '/api/storage'):
+                    response = client.get(path, installation={'id': MINE}, config=config)
+                    assert response.status_code == 200, response.text
+                # Another installation's settings stay open beside them.
+                other = {'STORAGE_BACKENDS': 'sql',
+                         'DATABASE_URL': f'sqlite:///{tmp_path}/theirs.sqlite3'}
+                assert client.get('/api/events', installation={'id': THEIRS},
+                                  config=other).status_code == 200
+                client.portal.call(settle_closes)
+                assert sorted(store.describe() for store in open_stores()) == [
+                    f'sql (sqlite:///{tmp_path}/events{number}.sqlite3)',
+                    f'sql (sqlite:///{tmp_path}/theirs.sqlite3)',
+                ]
+        finally:
+            client.portal.call(close_all)
+
+
+async def settle_closes() -> None:
+    """Superseded stores close in the background: wait for the closes under way."""
+    await asyncio.gather(*registry._closing)
