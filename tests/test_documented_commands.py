@@ -46,6 +46,11 @@ NOT_RUN = {
     r'make test': 'the suite itself',
     r'make clean': 'removes the environment this suite runs in; tests/test_makefile.py runs '
                    'it on a copy',
+    r'make demo ARGS=--keep-running':
+        'serves until Ctrl+C; tests/e2e/test_demo_keep_running.py runs the demo so on a copy '
+        'of the events, then stops it',
+    r'EVENTS_PAGE_SCREENSHOT=\S+ \.venv/bin/pytest tests/e2e/test_web_e2e\.py':
+        'rewrites the committed screenshot (make test runs that test without the variable)',
     r'make bench( .*)?': 'a minute or more of both cores; tests/reliability/test_bench_smoke.py '
                          'runs the quick benchmark',
     r'docker compose .*': 'needs a Docker engine',
