@@ -1,12 +1,13 @@
 """Every shell command README.md and HOWTO.md show runs as written, or is listed in NOT_RUN
 with the reason it cannot run offline.
 
-Commands are taken from the ```sh blocks (every line) and the ```console blocks (the lines
-after `$ `). The runnable ones run from the repository root, in the project's environment:
-`make` gets PYTHON and POETRY_PYTHON set to the interpreters that built .venv and .tools, so
-that it never rebuilds the environment the suite runs in. Where a command names the
-PostgreSQL database `events`, a database of its own stands in for it, so that parallel runs
-do not collide.
+Commands are taken from the ```sh blocks (every line), the ```console blocks (the lines
+after `$ `) and the inline code of the text that starts like one (`make ...`,
+`.venv/bin/...`, `python -m ...`). The runnable ones run from the repository root, in the
+project's environment: `make` gets PYTHON and POETRY_PYTHON set to the interpreters that
+built .venv and .tools, so that it never rebuilds the environment the suite runs in. Where
+a command names the PostgreSQL database `events`, a database of its own stands in for it,
+so that parallel runs do not collide.
 """
 import os
 import re
@@ -30,6 +31,8 @@ BLOCK = re.compile(r'^ *```(\w*)\n(.*?)^ *```', re.MULTILINE | re.DOTALL)  # lis
 SHELL_TAGS = {'sh': 'every line', 'console': 'lines after "$ "'}
 # What a command looks like, to catch one shown in a block that is not tagged as shell.
 COMMAND_START = re.compile(r'^(\$ |make |\.venv/|python|docker |git |createdb |cp |set -a)')
+# Inline code that is a command to type, as opposed to a name (`make demo` is both).
+INLINE_COMMAND = re.compile(r'`((?:make |\.venv/bin/|python3? -[mc] )[^`\n]*)`')
 
 # Commands that run here: each is run by the test named.
 RUN = {
@@ -38,6 +41,8 @@ RUN = {
     r'createdb -h 127\.0\.0\.1 -U postgres events': 'test_the_postgresql_demo_runs',
     r"make demo ARGS='--set DATABASE_URL=postgresql://postgres@127\.0\.0\.1:5432/events'":
         'test_the_postgresql_demo_runs',
+    r'python3 -c "from urllib\.parse import quote_plus as q; print\(q\(\'p@ss:word\'\)\)"':
+        'test_the_url_quoting_command_runs',
     r'\.venv/bin/python -m localdev\.dataapi_server --port \d+ --api-key \S+':
         'test_the_data_api_server_starts_as_documented',
 }
@@ -46,6 +51,24 @@ NOT_RUN = {
     r'make test': 'the suite itself',
     r'make clean': 'removes the environment this suite runs in; tests/test_makefile.py runs '
                    'it on a copy',
+    r'make demo ARGS=--keep-running':
+        'serves until Ctrl+C; tests/e2e/test_demo_keep_running.py runs the demo so on a copy '
+        'of the events, then stops it',
+    r'EVENTS_PAGE_SCREENSHOT=\S+ \.venv/bin/pytest tests/e2e/test_web_e2e\.py':
+        'rewrites the committed screenshot (make test runs that test without the variable)',
+    r'make install': 'builds the environment this suite runs in (`make test` runs it first)',
+    r"make demo ARGS='\.\.\.'": 'a placeholder for the options below it',
+    r'make PYTHON=python3\.12 demo': 'builds .venv with another Python; tests/test_makefile.py '
+                                     'checks the PYTHON choice on a copy',
+    r'\.venv/bin/python -m localdev\.demo': 'what `make demo` runs (see above)',
+    r'(\.venv/bin/)?python -m localdev\.variables_table --write':
+        'rewrites README.md; tests/test_readme.py checks README holds what it writes',
+    r'\.venv/bin/pytest tests/storage/test_backend_contract\.py -k memory':
+        "needs the recipe's memory backend; tests/recipes/test_fork_recipes.py adds it and "
+        'runs the contract',
+    r'\.venv/bin/python -m localdev\.bench\.(reads|scaleout)( .*)?':
+        'minutes of both cores; tests/localdev/test_bench_reads.py and test_bench_scaleout.py '
+        'run them small',
     r'make bench( .*)?': 'a minute or more of both cores; tests/reliability/test_bench_smoke.py '
                          'runs the quick benchmark',
     r'docker compose .*': 'needs a Docker engine',
@@ -81,6 +104,10 @@ def documented_commands() -> List[Tuple[str, str]]:
                 command = re.sub(r'\s+#.*$', '', command).strip()
                 if command and not command.startswith('#'):
                     commands.append((f'{doc}:{line}', ' '.join(command.split())))
+        prose = BLOCK.sub(lambda block: '\n' * block.group(0).count('\n'), text)
+        for match in INLINE_COMMAND.finditer(prose):
+            line = prose.count('\n', 0, match.start()) + 1
+            commands.append((f'{doc}:{line}', ' '.join(match.group(1).split())))
     return commands
 
 
@@ -219,6 +246,14 @@ def test_the_postgresql_demo_runs():
         connection.close()
     finally:
         drop_database(LOCAL_SERVER_URL, LOCAL_SERVER_URL.rsplit('/', 1)[0] + f'/{database}')
+
+
+def test_the_url_quoting_command_runs():
+    [command] = commands_run_by('test_the_url_quoting_command_runs')
+
+    completed = run_shell(command, timeout=60)
+
+    assert (completed.returncode, completed.stdout) == (0, 'p%40ss%3Aword\n'), completed.stderr
 
 
 def test_the_data_api_server_starts_as_documented():

@@ -13,6 +13,7 @@ from connect_mongodb_example.extension import StatefulEventsApplication
 from localdev.bench import scaleout as bench_scaleout
 from localdev.bench.rss import RunnerMemory, worker_roles
 from localdev.noop_extension import NoopEventsApplication, entry_point_path
+from localdev.offline import REPO_ROOT
 
 ROW = re.compile(r'^\s*(\d+) ms\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+|-)\s+(\d+)$')
 NOOP_ROW = re.compile(r'^\s*(\d+) ms\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+|-)$')
@@ -67,6 +68,16 @@ def test_memory_of_a_process_group_is_sampled_and_workers_named(tmp_path):
     assert worker_roles(log, child.pid) == {child.pid: 'master', 11: 'background'}
 
 
+def readme_sizing_processes() -> set:
+    """The runner processes of the memory tables README's "Sizing" section quotes."""
+    readme = (REPO_ROOT / 'README.md').read_text()
+    sizing = readme[readme.index('\n## Sizing'):]
+    sizing = sizing[:sizing.index('\n## ', 1)]
+    tables = [table.split('```')[0] for table in sizing.split('\nrunner  process')[1:]]
+    return {MEMORY_ROW.match(line).group(2) for table in tables for line in table.splitlines()
+            if MEMORY_ROW.match(line)}
+
+
 @pytest.mark.e2e
 @pytest.mark.timeout(280)
 def test_quick_scaleout_bench_prints_the_three_tables(capsys):
@@ -86,7 +97,9 @@ def test_quick_scaleout_bench_prints_the_three_tables(capsys):
     memory_lines = lines[lines.index(next(line for line in lines if line.startswith('Memory'))):]
     memory = [MEMORY_ROW.match(line).groups() for line in memory_lines if MEMORY_ROW.match(line)]
     processes = {row[1] for row in memory}
-    assert {'master', 'background', 'interactive', 'all'} <= processes
+    assert {'master', 'background', 'interactive', 'webapp', 'all'} <= processes
+    # README's sizing (memory, database connections) accounts for every process a runner has.
+    assert processes <= readme_sizing_processes()
     # Every event of the memory run was answered, by the one runner's background worker.
     assert [row[2] for row in memory if row[1] in ('background', 'all')] == ['50', '50']
     for _, _, _, start, peak, final in memory:
