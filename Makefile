@@ -80,9 +80,12 @@ test: lint
 demo: install
 	$(VENV)/bin/python -m localdev.demo $(ARGS)
 
+# The scale-out bench has options of its own (SCALEOUT_ARGS); --quick goes to both.
+SCALEOUT_ARGS ?= $(filter --quick,$(ARGS))
+
 bench: install
 	$(VENV)/bin/python -m localdev.bench $(ARGS)
-	$(VENV)/bin/python -m localdev.bench.scaleout $(ARGS)
+	$(VENV)/bin/python -m localdev.bench.scaleout $(SCALEOUT_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data .demo .pytest_cache .ruff_cache .coverage bench-results

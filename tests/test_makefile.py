@@ -183,6 +183,15 @@ def test_options_reach_the_demo_and_the_benchmark_through_args(project):
             completed.stdout.splitlines()
 
 
+def test_the_scale_out_bench_gets_only_the_options_it_knows(project):
+    completed = make(project, '--dry-run', 'bench', 'ARGS=--backends sqlite --quick')
+
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert '.venv/bin/python -m localdev.bench --backends sqlite --quick' in lines
+    assert '.venv/bin/python -m localdev.bench.scaleout --quick' in lines
+
+
 def test_clean_removes_what_the_commands_leave_and_nothing_tracked(project):
     for name in ('.venv/bin', '.tools/bin', 'data', '.demo', '.pytest_cache', '.ruff_cache',
                  'bench-results'):
