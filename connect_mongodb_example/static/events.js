@@ -156,7 +156,7 @@ async function openTimeline(requestId) {
 
 // -- storage health --------------------------------------------------------------------------
 
-// "Reading from sql (sqlite:///...): reachable." then the other backends events are written to.
+// "Reading from sql (sqlite:///...): reachable.", then each other backend the events are written to.
 function describeBackend(backend) {
   return backend.reachable
     ? `${backend.description}: reachable`
