@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 INSTALLATION_HEADER = 'X-Connect-Installation-Id'
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+#: The longest reason the storage view gives for a backend that does not answer.
+MAX_REASON_LENGTH = 200
 
 
 def caller_installation(
@@ -151,6 +153,15 @@ def _checked_status(status: Optional[str]) -> Optional[str]:
     return status
 
 
+def _short_reason(message: str, description: str) -> str:
+    """The reason a store gave, without the description the view shows beside it, and no
+    longer than a line (driver messages can carry a whole topology dump)."""
+    message = message.replace(f'{description}: ', '').replace(f'{description} ', '').strip()
+    if len(message) > MAX_REASON_LENGTH:
+        message = message[:MAX_REASON_LENGTH - 1].rstrip() + '…'
+    return message
+
+
 async def _health(store: EventStore, settings: Settings) -> Dict[str, Any]:
     """One backend as the storage view shows it: where it is (no secrets) and if it answers."""
     error: Optional[str] = None
@@ -160,7 +171,7 @@ async def _health(store: EventStore, settings: Settings) -> Dict[str, Any]:
         error = f'no answer within {settings.storage_timeout:g}s'
     except (StorageUnavailable, StorageRejected, ConfigurationError) as problem:
         # The stores' messages are made to be logged: they never carry a password or key.
-        error = first_line(problem)
+        error = _short_reason(first_line(problem), store.describe())
     except Exception as problem:  # noqa: BLE001 - anything else is shown by its type only
         error = type(problem).__name__
     return {'name': store.name, 'description': store.describe(), 'reachable': error is None,

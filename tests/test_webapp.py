@@ -12,6 +12,7 @@ from connect_mongodb_example.settings import load_settings
 from connect_mongodb_example.storage import registry
 from connect_mongodb_example.storage.registry import close_all, stores_for
 from connect_mongodb_example.webapp import EventsWebApplication
+from tests.storage.mongo_fakes import FakeMongo
 from tests.support.backends import backend_config, backend_targets
 from tests.support.delivery import open_stores
 from tests.support.records import purchase_record
@@ -199,6 +200,90 @@ def test_storage_shows_the_backend_reads_come_from(web):
     assert backend['error'] is None
     assert backend['description'].startswith(name)
 
+
+
+@pytest.fixture
+def every_backend(request, sqlite_url) -> Iterator[tuple]:
+    """(client, the variables of all three backends) with one event stored in each backend
+    alone: PR-SQL in SQLite, PR-MONGODB in (fake) MongoDB, PR-DATAAPI behind the Data API."""
+    from localdev.dataapi_server import DataApiServer
+
+    FakeMongo().install(request.getfixturevalue('monkeypatch'))
+    server = DataApiServer(api_key='read-key')
+    with WebAppTestClient(EventsWebApplication) as client:
+        client.portal.call(server.start)
+        config = {'DATABASE_URL': sqlite_url, 'MONGODB_URI': 'mongodb://127.0.0.1:27017',
+                  'DATA_API_URL': server.base_url, 'DATA_API_KEY': 'read-key'}
+        try:
+            for name in ('sql', 'mongodb', 'dataapi'):
+                Web(client, {**config, 'STORAGE_BACKENDS': name}).save(
+                    MINE, f'PR-{name.upper()}', 'pending', 1)
+            yield client, config
+        finally:
+            client.portal.call(close_all)
+            client.portal.call(server.stop)
+
+
+@pytest.mark.parametrize('order', ['sql,mongodb,dataapi', 'mongodb,dataapi,sql',
+                                   'dataapi,sql,mongodb'])
+def test_reads_come_from_the_first_configured_backend(every_backend, order):
+    client, config = every_backend
+    web = Web(client, {**config, 'STORAGE_BACKENDS': order})
+    first = order.split(',')[0]
+
+    assert listed(web.get('/api/events')) == [(f'PR-{first.upper()}', 'pending')]
+    assert web.get(f'/api/requests/PR-{first.upper()}/timeline').status_code == 200
+    other = order.split(',')[1]
+    assert web.get(f'/api/requests/PR-{other.upper()}/timeline').status_code == 404
+    storage = web.get('/api/storage').json()
+    assert storage['reads_from'] == first
+    assert [(backend['name'], backend['reachable']) for backend in storage['backends']] == [
+        (name, True) for name in order.split(',')]
+
+
+FAILING_SECRETS = ('PgS3cret', 'Ssl5ecret', 'M0ngoPw', 'WrongDataKey')
+
+
+def test_failing_backends_are_shown_briefly_and_without_secrets(caplog):
+    """A Data API refusing the key (a configuration problem, found on first use), PostgreSQL
+    and MongoDB not answering: every URL and key has a secret that must not show."""
+    from localdev.dataapi_server import DataApiServer
+
+    server = DataApiServer(api_key='the-right-key')
+    with WebAppTestClient(EventsWebApplication) as client:
+        client.portal.call(server.start)
+        web = Web(client, {
+            'STORAGE_BACKENDS': 'dataapi,sql,mongodb',
+            'DATA_API_URL': server.base_url, 'DATA_API_KEY': 'WrongDataKey',
+            'DATA_API_RETRIES': '0',
+            'DATABASE_URL': 'postgresql://postgres:PgS3cret@127.0.0.1:1/events'
+                            '?sslpassword=Ssl5ecret',
+            'MONGODB_URI': 'mongodb://reader:M0ngoPw@127.0.0.1:1/?authSource=admin',
+            'MONGODB_TIMEOUT_MS': '300',
+        })
+        try:
+            storage = web.get('/api/storage')
+            events = web.get('/api/events')
+            timeline = web.get('/api/requests/PR-0001/timeline')
+        finally:
+            client.portal.call(close_all)
+            client.portal.call(server.stop)
+
+    assert storage.status_code == 200, storage.text
+    backends = storage.json()['backends']
+    assert [(backend['name'], backend['reachable']) for backend in backends] == [
+        ('dataapi', False), ('sql', False), ('mongodb', False)]
+    for backend in backends:
+        # A reason of its own: short, and not the description shown beside it again.
+        assert 0 < len(backend['error']) <= 200
+        assert backend['description'] not in backend['error']
+    assert 'DATA_API_KEY' in backends[0]['error']
+    for response in (events, timeline):
+        # Reads come from the Data API: a configuration problem, not a crash.
+        assert response.status_code == 503
+        assert 'DATA_API_KEY' in response.json()['detail']
+    shown = storage.text + events.text + timeline.text + caplog.text
+    assert [secret for secret in FAILING_SECRETS if secret in shown] == []
 
 # -- tenant isolation --------------------------------------------------------------------------
 

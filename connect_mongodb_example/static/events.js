@@ -130,7 +130,6 @@ async function openTimeline(requestId) {
   const section = $('timeline');
   const steps = $('timeline-steps');
   section.hidden = false;
-  $('timeline-card').setAttribute('title', `Timeline of ${requestId}`);
   $('timeline-title').textContent = `${requestId}: loading…`;
   steps.replaceChildren();
   try {
@@ -157,14 +156,21 @@ async function openTimeline(requestId) {
 
 // -- storage health --------------------------------------------------------------------------
 
+// "Reading from sql (sqlite:///...): reachable.", then each other backend the events are written to.
+function describeBackend(backend) {
+  return backend.reachable
+    ? `${backend.description}: reachable`
+    : `${backend.description}: UNREACHABLE (${backend.error || 'no answer'})`;
+}
+
 async function showStorage() {
   const line = $('storage');
   try {
     const storage = await getJson('/api/storage');
-    const parts = storage.backends.map((backend) => (backend.reachable
-      ? `${backend.description}: reachable`
-      : `${backend.description}: UNREACHABLE (${backend.error || 'no answer'})`));
-    line.textContent = `Reading from ${storage.reads_from}. ${parts.join('; ')}.`;
+    const [read, ...others] = storage.backends;
+    let text = `Reading from ${describeBackend(read)}.`;
+    if (others.length) text += ` Also written to ${others.map(describeBackend).join('; ')}.`;
+    line.textContent = text;
     line.dataset.state = storage.backends.every((backend) => backend.reachable) ? 'ok' : 'degraded';
   } catch (error) {
     line.textContent = `Storage: cannot be checked (${error.message}).`;

@@ -183,7 +183,8 @@ async def test_a_browser_shows_the_installation_events_and_a_timeline(
     assert {'badge badge-pending', 'badge badge-inquiring', 'badge badge-approved'} <= set(
         re.findall(r'class="(badge badge-[a-z]+)"', dom))
     assert '>1-3 of 3<' in dom
-    assert re.search(r'Reading from sql\. [^<]*sqlite:[^<]*: reachable\.', dom)
+    # The backend named once, with where it is: "Reading from sql (sqlite:///...): reachable."
+    assert re.search(r'Reading from sql \(sqlite:[^<]*\): reachable\.<', dom)
     assert 'Opened outside the Connect portal.' in dom
     for event in expected_events(DISTRIBUTOR):
         assert event.request_id not in dom
@@ -198,6 +199,9 @@ async def test_a_browser_shows_the_installation_events_and_a_timeline(
     dom = await chromium.dump_dom(timeline_url)
     steps = re.search(r'<ol id="timeline-steps"[^>]*>(.*?)</ol>', dom, re.DOTALL).group(1)
     assert re.findall(r'badge-([a-z]+)', steps) == ['pending', 'inquiring', 'approved']
+    # The card is titled "Timeline"; the request is named once, in the line above the steps.
+    assert f'>3 statuses of {VENDOR_REQUEST}, oldest first:<' in dom
+    assert f'Timeline of {VENDOR_REQUEST}' not in dom
 
     # In a portal frame, the page's connect-ui-toolkit bridge answers the portal: it
     # announces itself, gets $init, then reports its size.

@@ -225,3 +225,45 @@ async def test_a_worker_that_shuts_down_gets_no_new_call(portal, web_worker, bro
 
     response = await browser.get(await portal.page_url(VENDOR['id']))
     assert response.status_code == 503
+
+
+async def test_several_runners_web_workers_share_the_calls(emulator, portal, browser):
+    """With several runners connected (--instances), each call goes to one web worker; when
+    one of them leaves, the others answer every call."""
+    connector = aiohttp.TCPConnector(ssl=emulator.certificates.client_context())
+    async with aiohttp.ClientSession(
+        connector=connector, headers={'Authorization': RUNNER_API_KEY},
+    ) as session:
+        workers = []
+        for number in (1, 2):
+            ws = await session.ws_connect(webapp_ws_url(emulator).replace(
+                'test-instance', f'instance-{number}'))
+            workers.append(FakeWebWorker(ws))
+            await workers[-1].setup()
+
+        async def serve(worker: FakeWebWorker, name: str) -> None:
+            while True:
+                task = await worker.receive()
+                await worker.answer(task, 200, {'content-type': 'text/plain'}, name.encode())
+
+        serving = [asyncio.create_task(serve(worker, f'worker-{number}'))
+                   for number, worker in enumerate(workers, 1)]
+        url = await portal.page_url(VENDOR['id'])
+        try:
+            shared = {(await browser.get(url)).text for _ in range(4)}
+            serving[0].cancel()
+            await workers[0].ws.close()
+            for _ in range(100):
+                if len(portal.emulator.web._links) == 1:
+                    break
+                await asyncio.sleep(0.01)
+            left = [await browser.get(url) for _ in range(3)]
+        finally:
+            for task in serving:
+                task.cancel()
+            for worker in workers:
+                await worker.ws.close()
+
+    assert shared == {'worker-1', 'worker-2'}
+    assert [(response.status_code, response.text) for response in left] == [
+        (200, 'worker-2')] * 3
