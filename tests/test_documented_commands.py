@@ -71,9 +71,6 @@ NOT_RUN = {
         'run them small',
     r'make bench( .*)?': 'a minute or more of both cores; tests/reliability/test_bench_smoke.py '
                          'runs the quick benchmark',
-    r'make demo ARGS=--keep-running': 'runs until Ctrl+C; '
-        'tests/e2e/test_demo_keep_running.py runs the demo so, opens the printed address, '
-        'and stops it',
     r'docker compose .*': 'needs a Docker engine',
     r'cp \.connect_mongodb_example_dev\.env\.example \.connect_mongodb_example_dev\.env':
         'a step of the docker compose setup; it would overwrite a real env file '
