@@ -8,7 +8,7 @@ at once: `dispatch.WorkerPool` decides which worker takes each task.
 """
 import asyncio
 import logging
-from typing import Callable, List, Optional
+from typing import AsyncIterator, Callable, List, Optional
 
 from aiohttp import WSMessage, WSMsgType, web
 from connect.eaas.core.proto import Message, MessageType, SetupRequest
@@ -40,6 +40,37 @@ MAX_MESSAGE_SIZE = 2 ** 21
 SetupResponder = Callable[[SetupRequest], dict]
 # Importable from here as before.
 __all__ = ['RunnerChannel', 'RunnerDisconnected', 'RunnerLink', 'WORKER_WAIT_SECONDS']
+
+
+async def runner_messages(ws: web.WebSocketResponse, who: str) -> AsyncIterator[Message]:
+    """The protocol messages a runner's worker sends on `ws`, its setup_request first. A
+    worker silent for HANDSHAKE_TIMEOUT_SECONDS is disconnected; frames that are not protocol
+    messages are logged and skipped. `who` names the worker in the log."""
+    try:
+        first = await ws.receive(timeout=HANDSHAKE_TIMEOUT_SECONDS)
+    except asyncio.TimeoutError:
+        logger.warning('%s sent no setup_request within %ds', who, HANDSHAKE_TIMEOUT_SECONDS)
+        await ws.close()
+        return
+    message = _message(first, who)
+    if message is not None:
+        yield message
+    async for frame in ws:
+        message = _message(frame, who)
+        if message is not None:
+            yield message
+
+
+def _message(frame: WSMessage, who: str) -> Optional[Message]:
+    if frame.type != WSMsgType.TEXT:
+        if frame.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            logger.warning('%s: ignoring a %s frame', who, frame.type.name)
+        return None
+    try:
+        return parse_message(frame.data)
+    except ProtocolError as error:
+        logger.error('%s: %s', who, error)
+        return None
 
 
 class RunnerChannel:
@@ -91,28 +122,8 @@ class RunnerChannel:
         return ws
 
     async def _serve(self, link: RunnerLink) -> None:
-        try:
-            first = await link.ws.receive(timeout=HANDSHAKE_TIMEOUT_SECONDS)
-        except asyncio.TimeoutError:
-            logger.warning('Runner %s worker sent no setup_request within %ds',
-                           link.runner_type, HANDSHAKE_TIMEOUT_SECONDS)
-            await link.ws.close()
-            return
-        await self._on_frame(link, first)
-        async for frame in link.ws:
-            await self._on_frame(link, frame)
-
-    async def _on_frame(self, link: RunnerLink, frame: WSMessage) -> None:
-        if frame.type != WSMsgType.TEXT:
-            if frame.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                logger.warning('Ignoring a %s frame from the runner', frame.type.name)
-            return
-        try:
-            message = parse_message(frame.data)
-        except ProtocolError as error:
-            logger.error('Runner %s worker: %s', link.runner_type, error)
-            return
-        await self._on_message(link, message)
+        async for message in runner_messages(link.ws, f'Runner {link.runner_type} worker'):
+            await self._on_message(link, message)
 
     async def _on_message(self, link: RunnerLink, message: Message) -> None:
         kind = message.message_type

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional
 
-from aiohttp import WSMessage, WSMsgType, web
+from aiohttp import web
 from connect.eaas.core.proto import (
     HttpRequest,
     HttpResponse,
@@ -27,12 +27,12 @@ from connect.eaas.core.proto import (
     WebTaskOptions,
 )
 
-from localdev.connect_emulator.protocol import PROTOCOL_VERSION, ProtocolError, parse_message
+from localdev.connect_emulator.protocol import PROTOCOL_VERSION
 from localdev.connect_emulator.rest import API_PREFIX, connect_error
 from localdev.connect_emulator.websocket import (
-    HANDSHAKE_TIMEOUT_SECONDS,
     MAX_MESSAGE_SIZE,
     SetupResponder,
+    runner_messages,
 )
 
 logger = logging.getLogger(__name__)
@@ -214,27 +214,10 @@ class WebAppChannel:
         return ws
 
     async def _serve(self, link: WebWorkerLink) -> None:
-        try:
-            first = await link.ws.receive(timeout=HANDSHAKE_TIMEOUT_SECONDS)
-        except asyncio.TimeoutError:
-            logger.warning('Runner web worker sent no setup_request within %ds',
-                           HANDSHAKE_TIMEOUT_SECONDS)
-            await link.ws.close()
-            return
-        await self._on_frame(link, first)
-        async for frame in link.ws:
-            await self._on_frame(link, frame)
+        async for message in runner_messages(link.ws, 'Runner web worker'):
+            await self._on_message(link, message)
 
-    async def _on_frame(self, link: WebWorkerLink, frame: WSMessage) -> None:
-        if frame.type != WSMsgType.TEXT:
-            if frame.type not in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                logger.warning('Ignoring a %s frame from the web worker', frame.type.name)
-            return
-        try:
-            message = parse_message(frame.data)
-        except ProtocolError as error:
-            logger.error('Runner web worker: %s', error)
-            return
+    async def _on_message(self, link: WebWorkerLink, message: Message) -> None:
         kind = message.message_type
         if kind == MessageType.SETUP_REQUEST:
             await self._on_setup(link, message.data)
