@@ -25,7 +25,7 @@ from connect_mongodb_example.errors import (
     first_line,
 )
 from connect_mongodb_example.event_views import content_range, listed_event, timeline_entry
-from connect_mongodb_example.extension import PURCHASE_REQUEST
+from connect_mongodb_example.extension import StatefulEventsApplication
 from connect_mongodb_example.settings import Settings, load_settings, variable_declarations
 from connect_mongodb_example.storage.base import EventFilter, EventStore
 from connect_mongodb_example.storage.registry import close_all, in_use, stores_for
@@ -33,6 +33,12 @@ from connect_mongodb_example.storage.registry import close_all, in_use, stores_f
 logger = logging.getLogger(__name__)
 
 INSTALLATION_HEADER = 'X-Connect-Installation-Id'
+#: Every status of every event the events application subscribes to, so that an event type a
+#: fork adds can be filtered on with no change here.
+STATUSES = tuple(dict.fromkeys(
+    status for declared in StatefulEventsApplication.get_events()
+    for status in declared['statuses']
+))
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 #: The longest reason the storage view gives for a backend that does not answer.
@@ -147,8 +153,8 @@ def _checked_status(status: Optional[str]) -> Optional[str]:
     status = (status or '').strip()
     if not status:
         return None
-    if status not in PURCHASE_REQUEST.statuses:
-        raise HTTPException(400, f'status must be one of {", ".join(PURCHASE_REQUEST.statuses)}, '
+    if status not in STATUSES:
+        raise HTTPException(400, f'status must be one of {", ".join(STATUSES)}, '
                                  f'got {status[:40]!r}')
     return status
 

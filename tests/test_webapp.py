@@ -162,6 +162,16 @@ def test_bad_parameters_are_refused_naming_them(sqlite_web, query, parameter):
     assert parameter in json.dumps(response.json())
 
 
+def test_every_status_the_events_application_subscribes_to_can_be_filtered_on(sqlite_web):
+    from connect_mongodb_example.extension import StatefulEventsApplication
+
+    subscribed = {status for declared in StatefulEventsApplication.get_events()
+                  for status in declared['statuses']}
+    for status in sorted(subscribed):
+        response = sqlite_web.get(f'/api/events?status={status}')
+        assert response.status_code == 200, (status, response.text)
+
+
 # -- GET /api/requests/{id}/timeline -----------------------------------------------------------
 
 def test_timeline_is_every_status_of_the_request_oldest_first(stored):
