@@ -14,6 +14,10 @@ def first_version_with_events(url: str, records: Iterable[EventRecord]) -> None:
     """A database as the extension's first schema version left it, holding `records`."""
     database = connect_url(url)
     with database.connection_context():
+        if url.startswith('sqlite'):
+            # As the extension leaves every SQLite database: switching one to WAL needs the
+            # whole database, which the processes racing to migrate it would hold in turn.
+            database.execute_sql('PRAGMA journal_mode=wal')
         versions = version_model(database)
         database.create_tables([versions])
         version, migrate = MIGRATIONS[0]
