@@ -12,10 +12,14 @@ from connect.eaas.core.extension import EventsApplicationBase
 from connect.eaas.core.responses import BackgroundResponse
 
 from connect_mongodb_example.errors import (
+    FAIL,
+    RAISE,
+    RESCHEDULE,
     ConfigurationError,
+    ExtensionError,
     InvalidRequest,
     StorageRejected,
-    StorageUnavailable,
+    within,
 )
 from connect_mongodb_example.event_record import EventRecord, EventType, build_record
 from connect_mongodb_example.settings import Settings, load_settings, variable_declarations
@@ -89,7 +93,7 @@ class StatefulEventsApplication(EventsApplicationBase):
             return
         for store in stores_for(settings):
             try:
-                await asyncio.wait_for(store.ping(), settings.storage_timeout)
+                await within(store.ping(), settings.storage_timeout, store.describe())
                 logger.info('Storage ready: %s', store.describe())
             except ConfigurationError as error:
                 logger.error('Configuration problem: %s', error)
@@ -103,10 +107,12 @@ class StatefulEventsApplication(EventsApplicationBase):
 
 
 async def _save(store: EventStore, record: EventRecord, timeout: float) -> int:
-    try:
-        return await asyncio.wait_for(store.save(record), timeout)
-    except asyncio.TimeoutError:
-        raise StorageUnavailable(f'{store.describe()}: no answer within {timeout:g}s') from None
+    return await within(store.save(record), timeout, store.describe())
+
+
+def task_result_of(error: BaseException) -> str:
+    """What an error makes of the event (see errors.py); anything unforeseen is raised."""
+    return error.task_result if isinstance(error, ExtensionError) else RAISE
 
 
 def _task_result(
@@ -122,20 +128,21 @@ def _task_result(
     for store, outcome in zip(stores, outcomes):
         if not isinstance(outcome, BaseException):
             logger.info('Stored %s in %s (delivery %d)', record.key, store.describe(), outcome)
-    invalid = [error for error in failures if isinstance(error, InvalidRequest)]
-    if invalid:
-        logger.error('Storage cannot keep event %s: %s', record.key, invalid[0])
-        return BackgroundResponse.fail(output=str(invalid[0]))
-    unexpected = [error for error in failures if not isinstance(error, StorageUnavailable)]
-    if unexpected:
-        error = unexpected[0]
+    by_result = {result: [error for error in failures if task_result_of(error) == result]
+                 for result in (FAIL, RAISE, RESCHEDULE)}
+    if by_result[FAIL]:
+        error = by_result[FAIL][0]
+        logger.error('Storage cannot keep event %s: %s', record.key, error)
+        return BackgroundResponse.fail(output=str(error))
+    if by_result[RAISE]:
+        error = by_result[RAISE][0]
         if isinstance(error, ConfigurationError):
             logger.error('Configuration problem, event %s not stored yet: %s', record.key, error)
         elif isinstance(error, StorageRejected):
             logger.error('Storage refused event %s: %s', record.key, error)
         raise error
-    if failures:
-        for error in failures:
+    if by_result[RESCHEDULE]:
+        for error in by_result[RESCHEDULE]:
             logger.warning(
                 'Event %s rescheduled in %ds: %s', record.key, settings.retry_countdown, error,
             )

@@ -20,9 +20,12 @@ from fastapi.responses import JSONResponse
 
 from connect_mongodb_example.errors import (
     ConfigurationError,
+    ExtensionError,
+    InvalidRequest,
     StorageRejected,
     StorageUnavailable,
     first_line,
+    within,
 )
 from connect_mongodb_example.event_views import content_range, listed_event, timeline_entry
 from connect_mongodb_example.extension import StatefulEventsApplication
@@ -85,10 +88,10 @@ class EventsWebApplication(WebApplicationBase):
             request_id=(request_id or '').strip() or None,
         )
         async with self._reading() as (store, timeout):
-            records, total = await asyncio.wait_for(asyncio.gather(
+            records, total = await within(asyncio.gather(
                 store.list_events(where, limit=limit, offset=offset),
                 store.count_events(where),
-            ), timeout)
+            ), timeout, store.describe())
         # A response, not a return value: FastAPI would validate every item again (ms a page).
         return JSONResponse(
             [listed_event(record) for record in records],
@@ -98,8 +101,9 @@ class EventsWebApplication(WebApplicationBase):
     @router.get('/requests/{request_id}/timeline', summary='Every status a request went through')
     async def request_timeline(self, request_id: str) -> JSONResponse:
         async with self._reading() as (store, timeout):
-            records = await asyncio.wait_for(
+            records = await within(
                 store.find(request_id, installation_id=self.installation_id), timeout,
+                store.describe(),
             )
         # The same answer whether another installation has this request or nobody has.
         if not records:
@@ -134,19 +138,16 @@ class EventsWebApplication(WebApplicationBase):
         try:
             async with in_use(stores):
                 yield store, settings.storage_timeout
-        except asyncio.TimeoutError:
-            raise HTTPException(503, f'{store.describe()}: no answer within '
-                                     f'{settings.storage_timeout:g}s') from None
-        except StorageUnavailable as error:
-            logger.warning('Reading events: %s', error)
-            raise HTTPException(503, str(error)) from None
-        except StorageRejected as error:
-            logger.error('Reading events: %s', error)
-            raise HTTPException(502, str(error)) from None
-        except ConfigurationError as error:
-            # The backend refused the credentials or grants: names the variable, no secret.
-            logger.error('Reading events, configuration problem: %s', error)
-            raise HTTPException(503, f'configuration problem: {error}') from None
+        except ExtensionError as error:
+            # Every error a read can raise has its status in errors.py; the stores' messages
+            # name the variable at fault and never carry a secret.
+            passing = isinstance(error, (StorageUnavailable, InvalidRequest))
+            level = logging.WARNING if passing else logging.ERROR
+            logger.log(level, 'Reading events: %s', error)
+            detail = str(error)
+            if isinstance(error, ConfigurationError):
+                detail = f'configuration problem: {detail}'
+            raise HTTPException(error.http_status, detail) from None
 
 
 def _checked_status(status: Optional[str]) -> Optional[str]:
@@ -172,9 +173,7 @@ async def _health(store: EventStore, settings: Settings) -> Dict[str, Any]:
     """One backend as the storage view shows it: where it is (no secrets) and if it answers."""
     error: Optional[str] = None
     try:
-        await asyncio.wait_for(store.ping(), settings.storage_timeout)
-    except asyncio.TimeoutError:
-        error = f'no answer within {settings.storage_timeout:g}s'
+        await within(store.ping(), settings.storage_timeout, store.describe())
     except (StorageUnavailable, StorageRejected, ConfigurationError) as problem:
         # The stores' messages are made to be logged: they never carry a password or key.
         error = _short_reason(first_line(problem), store.describe())

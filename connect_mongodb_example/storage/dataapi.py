@@ -9,14 +9,18 @@ from typing import Any, Dict, List, Optional
 from urllib.parse import urlsplit
 
 import connect_mongodb_example.storage.mongo_documents as documents
-from connect_mongodb_example.errors import ConfigurationError, StorageRejected, StorageUnavailable
+from connect_mongodb_example.errors import (
+    ConfigurationError,
+    DuplicateKey,
+    StorageRejected,
+    StorageUnavailable,
+)
 from connect_mongodb_example.event_record import EventRecord
 from connect_mongodb_example.redaction import redact_url
 from connect_mongodb_example.storage.base import EventFilter, EventStore
 from connect_mongodb_example.storage.dataapi_client import (
     DataApiClient,
     DataApiSettings,
-    DuplicateKey,
 )
 from connect_mongodb_example.storage.host_policy import LOOPBACK_HOSTS, is_private_host
 from connect_mongodb_example.variables import ConfigReader, Variable

@@ -18,6 +18,7 @@ from bson.json_util import JSONOptions
 
 from connect_mongodb_example.errors import (
     ConfigurationError,
+    DuplicateKey,
     InvalidRequest,
     StorageRejected,
     StorageUnavailable,
@@ -47,10 +48,6 @@ class DataApiSettings:
     collection: str
     timeout: float
     retries: int
-
-
-class DuplicateKey(StorageRejected):
-    """A racing upsert inserted the same key first."""
 
 
 class DataApiClient:
