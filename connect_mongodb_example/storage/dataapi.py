@@ -5,24 +5,26 @@ FerretDB (with its Data API listener on) and by `localdev.dataapi_server`. On At
 use the `mongodb` (driver) backend. How requests travel (auth, retries, refusals) is in
 `dataapi_client`; this module is what the store asks of the server.
 """
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 import connect_mongodb_example.storage.mongo_documents as documents
-from connect_mongodb_example.errors import (
-    ConfigurationError,
-    DuplicateKey,
-    StorageRejected,
-    StorageUnavailable,
-)
+from connect_mongodb_example.errors import ConfigurationError, DuplicateKey, StorageRejected
 from connect_mongodb_example.event_record import EventRecord
 from connect_mongodb_example.redaction import redact_url
-from connect_mongodb_example.storage.base import EventFilter, EventStore
 from connect_mongodb_example.storage.dataapi_client import (
     DataApiClient,
     DataApiSettings,
 )
 from connect_mongodb_example.storage.host_policy import LOOPBACK_HOSTS, is_private_host
+from connect_mongodb_example.storage.idle import idle_seconds
+from connect_mongodb_example.storage.mongo_collection import (
+    Collections,
+    Document,
+    Filter,
+    MongoCollection,
+)
+from connect_mongodb_example.storage.mongo_store import MongoStore, collection_names
 from connect_mongodb_example.variables import ConfigReader, Variable
 
 DATA_API_URL = Variable(
@@ -62,17 +64,127 @@ DATA_API_TIMEOUT_SECONDS = Variable(
 )
 DATA_API_RETRIES = Variable(
     'DATA_API_RETRIES',
-    'Retries after a connection error, timeout, 429 or 5xx, 0 to 10.', default='3',
+    'Retries after a connection error, a timeout, a 429, or a 5xx or error code a later '
+    'attempt may pass, 0 to 10.', default='3',
 )
 
 AUTH_MODES = ('api-key', 'bearer', 'basic')
-# Ample for one request's records (one per status change) and a bound on a runaway reply.
-FIND_LIMIT = 10000
 # The ping reads a key no event can have: any answer proves the server and the key work.
 PING_FILTER = {'key': '#ping'}
 
 
-class DataApiEventStore(EventStore):
+class HttpCollection(MongoCollection):
+    """A collection reached through the Data API's actions (`find`, `updateOne`...); the
+    client sends every request to the configured database, and this collection's name."""
+
+    def __init__(self, api: DataApiClient, name: str, describe: str):
+        self._api = api
+        self.name = name
+        self._describe = describe
+
+    async def find_one(self, query: Filter, projection: Optional[Filter] = None,
+                       ) -> Optional[Document]:
+        body: Dict[str, Any] = {'filter': query}
+        if projection is not None:
+            body['projection'] = projection
+        document = (await self._post('findOne', body)).get('document')
+        if document is not None and not isinstance(document, dict):
+            raise StorageRejected(f'{self._describe}: the findOne reply has no document')
+        return document
+
+    async def find(
+        self,
+        query: Filter,
+        *,
+        limit: int,
+        projection: Optional[Filter] = None,
+        sort: Sequence[Tuple[str, int]] = (),
+        skip: int = 0,
+        hint: Optional[Sequence[Tuple[str, int]]] = None,
+    ) -> List[Document]:
+        # No hint: the Data API has no such parameter (the server's planner chooses).
+        body: Dict[str, Any] = {'filter': query, 'limit': limit}
+        if projection is not None:
+            body['projection'] = projection
+        if sort:
+            body['sort'] = dict(sort)
+        if skip:
+            body['skip'] = skip
+        return self._documents(await self._post('find', body), 'find')
+
+    async def count(self, query: Filter) -> int:
+        # The Data API has no count action: an aggregation counts on the server.
+        counted = await self.aggregate([{'$match': query}, {'$count': 'events'}])
+        # $count yields no document at all when nothing matched.
+        return int(counted[0]['events']) if counted else 0
+
+    async def aggregate(self, pipeline: List[Document]) -> List[Document]:
+        return self._documents(await self._post('aggregate', {'pipeline': pipeline}),
+                               'aggregate')
+
+    async def insert_one(self, document: Document) -> None:
+        await self._post('insertOne', {'document': document})
+
+    async def update_one(self, query: Filter, update: Document, *, upsert: bool = False,
+                         ) -> Optional[int]:
+        reply = await self._post('updateOne', {'filter': query, 'update': update,
+                                               'upsert': upsert})
+        matched = reply.get('matchedCount')
+        return int(matched) if isinstance(matched, (int, float)) else None
+
+    async def update_many(self, query: Filter, update: Document) -> None:
+        await self._post('updateMany', {'filter': query, 'update': update})
+
+    async def delete_one(self, query: Filter) -> None:
+        await self._post('deleteOne', {'filter': query})
+
+    async def delete_many(self, query: Filter) -> int:
+        reply = await self._post('deleteMany', {'filter': query})
+        deleted = reply.get('deletedCount')
+        if not isinstance(deleted, (int, float)):
+            # The count is what a delete takes off the counts: without it, stop.
+            raise StorageRejected(f'{self._describe}: the deleteMany reply has no deletedCount')
+        return int(deleted)
+
+    async def upsert_and_read(self, query: Filter, update: Document, projection: Filter,
+                              ) -> Optional[Document]:
+        self._check_written(await self._post('updateOne', {
+            'filter': query, 'update': update, 'upsert': True}))
+        # The Data API's updateOne does not return the document: read it back. A concurrent
+        # redelivery may already have added its own delivery; both are stored.
+        return await self.find_one(query, projection)
+
+    async def _post(self, action: str, body: Dict[str, Any]) -> Dict[str, Any]:
+        return await self._api.post(action, {'collection': self.name, **body})
+
+    def _documents(self, reply: Dict[str, Any], action: str) -> List[Document]:
+        found = reply.get('documents')
+        if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+            raise StorageRejected(f'{self._describe}: the {action} reply has no documents list')
+        return found
+
+    def _check_written(self, result: Dict[str, Any]) -> None:
+        """Atlas answers matchedCount/modifiedCount/upsertedId; other servers vary (n,
+        insertedId). Only a reply that positively says nothing was written is an error.
+
+        An upsert that matched nothing and inserted nothing lost a race on the unique key: a
+        racing first delivery inserted the document between its match and its insert.
+        Atlas answered that with a duplicate key error; FerretDB 2.x drops the write error and
+        answers 200 with zero counts. Both are `DuplicateKey`, which the store retries once:
+        the same update then matches the document.
+        """
+        if any(result.get(name) is not None for name in ('upsertedId', 'insertedId')):
+            return
+        counts = [result[name] for name in ('matchedCount', 'modifiedCount', 'n')
+                  if isinstance(result.get(name), (int, float))]
+        if counts and not any(counts):
+            raise DuplicateKey(
+                f'{self._describe}: the server reports the upsert matched and inserted nothing '
+                '(a racing first delivery inserted it)',
+            )
+
+
+class DataApiEventStore(MongoStore):
     name = 'dataapi'
     variables = (
         DATA_API_URL, DATA_API_KEY, DATA_API_AUTH, DATA_API_USER, DATA_API_DATA_SOURCE,
@@ -93,13 +205,16 @@ class DataApiEventStore(EventStore):
             collection=reader.text(DATA_API_COLLECTION),
             timeout=reader.seconds(DATA_API_TIMEOUT_SECONDS, minimum=0.1, maximum=300),
             retries=reader.integer(DATA_API_RETRIES, minimum=0, maximum=10),
+            idle_seconds=idle_seconds(reader),
         )
 
     def __init__(self, settings: DataApiSettings):
+        super().__init__()
         # Built once: it is logged per event.
         self._description = (f'dataapi ({redact_url(settings.url)} '
                              f'{settings.database}.{settings.collection})')
         self._api = DataApiClient(settings, self._description)
+        self._names = collection_names(settings.collection)
 
     def describe(self) -> str:
         return self._description
@@ -107,85 +222,16 @@ class DataApiEventStore(EventStore):
     def check_storable(self, record: EventRecord) -> None:
         documents.check_size(record, self.describe())
 
-    async def save(self, record: EventRecord) -> int:
-        update = {
-            'filter': documents.key_filter(record),
-            'update': documents.upsert_update(record),
-            'upsert': True,
-        }
-        try:
-            result = await self._api.post('updateOne', update)
-        except DuplicateKey:
-            # Two first deliveries raced on the server's unique index; now the update matches.
-            result = await self._api.post('updateOne', update)
-        self._check_written(result)
-        # The Data API's updateOne does not return the document: read the count back. A
-        # concurrent redelivery may already have added its own count; both are stored.
-        reply = await self._api.post('findOne', {
-            'filter': documents.key_filter(record),
-            'projection': {'_id': 0, 'delivery_count': 1},
-        })
-        document = reply.get('document')
-        if not isinstance(document, dict) or 'delivery_count' not in document:
-            raise StorageUnavailable(
-                f'{self.describe()}: {record.key} was written but could not be read back',
-            )
-        return int(document['delivery_count'])
-
-    async def find(
-        self, request_id: str, installation_id: Optional[str] = None,
-    ) -> List[EventRecord]:
-        reply = await self._api.post('find', {
-            'filter': documents.request_filter(request_id, installation_id),
-            'sort': dict(documents.SORT),
-            'limit': FIND_LIMIT,
-        })
-        return [documents.to_record(document) for document in self._documents(reply, 'find')]
-
-    async def list_events(
-        self, where: EventFilter, *, limit: int, offset: int = 0,
-    ) -> List[EventRecord]:
-        reply = await self._api.post('find', {
-            'filter': documents.events_filter(where),
-            'projection': documents.LISTED_PROJECTION,
-            'sort': dict(documents.NEWEST_FIRST),
-            'skip': offset,
-            'limit': limit,
-        })
-        return [documents.to_record(document) for document in self._documents(reply, 'find')]
-
-    async def count_events(self, where: EventFilter) -> int:
-        # The Data API has no count action: an aggregation counts on the server.
-        reply = await self._api.post('aggregate', {'pipeline': [
-            {'$match': documents.events_filter(where)}, {'$count': 'events'},
-        ]})
-        counted = self._documents(reply, 'aggregate')
-        # $count yields no document at all when nothing matched.
-        return int(counted[0]['events']) if counted else 0
-
     async def ping(self) -> None:
         await self._api.post('findOne', {'filter': PING_FILTER, 'projection': {'_id': 1}})
 
     async def close(self) -> None:
+        self._forget_collections()
         await self._api.close()
 
-    def _documents(self, reply: Dict[str, Any], action: str) -> List[Dict[str, Any]]:
-        found = reply.get('documents')
-        if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
-            raise StorageRejected(f'{self.describe()}: the {action} reply has no documents list')
-        return found
-
-    def _check_written(self, result: Dict[str, Any]) -> None:
-        """Atlas answers matchedCount/modifiedCount/upsertedId; other servers vary (n,
-        insertedId). Only a reply that positively says nothing was written is an error."""
-        if any(result.get(name) is not None for name in ('upsertedId', 'insertedId')):
-            return
-        counts = [result[name] for name in ('matchedCount', 'modifiedCount', 'n')
-                  if isinstance(result.get(name), (int, float))]
-        if counts and not any(counts):
-            raise StorageRejected(
-                f'{self.describe()}: the server reports the upsert matched and inserted nothing',
-            )
+    def _collections(self) -> Collections:
+        return Collections(*(HttpCollection(self._api, name, self._description)
+                             for name in self._names))
 
 
 def _checked_key(reader: ConfigReader) -> str:

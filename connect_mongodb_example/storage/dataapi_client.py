@@ -1,5 +1,6 @@
 """Talking to a Data-API-compatible server: one pooled httpx client per store, the key sent
-as configured, retries of what may pass, and the server's refusals turned into our errors.
+as configured, retries of what may pass, and the server's refusals turned into our errors
+(what each answer means is in `dataapi_errors`).
 
 Bodies are Extended JSON (relaxed: plain numbers, dates as `{"$date": "...Z"}`) sent as
 `application/json`: EJSON is valid JSON, FerretDB accepts no other content type and parses
@@ -16,20 +17,11 @@ import httpx
 from bson import json_util
 from bson.json_util import JSONOptions
 
-from connect_mongodb_example.errors import (
-    ConfigurationError,
-    DuplicateKey,
-    InvalidRequest,
-    StorageRejected,
-    StorageUnavailable,
-)
+from connect_mongodb_example.errors import StorageRejected, StorageUnavailable
 from connect_mongodb_example.redaction import Redactor
-from connect_mongodb_example.storage.http_retry import (
-    RETRYABLE_ERRORS,
-    backoff,
-    retry_after,
-    retryable_status,
-)
+from connect_mongodb_example.storage.dataapi_errors import read_answer, refusal
+from connect_mongodb_example.storage.http_retry import RETRYABLE_ERRORS, backoff, retry_after
+from connect_mongodb_example.storage.idle import STORAGE_IDLE_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +40,7 @@ class DataApiSettings:
     collection: str
     timeout: float
     retries: int
+    idle_seconds: float = float(STORAGE_IDLE_SECONDS.default)
 
 
 class DataApiClient:
@@ -87,9 +80,12 @@ class DataApiClient:
             else:
                 if response.status_code < 300:
                     return self._decode(response)
-                if not retryable_status(response.status_code):
-                    raise self._refusal(action, response)
-                problem = f'HTTP {response.status_code}{self._detail(response)}'
+                answer = read_answer(response, self._redact)
+                refused = refusal(answer, action=action, where=self._describe, auth=s.auth,
+                                  database=s.database)
+                if refused is not None:
+                    raise refused
+                problem = f'HTTP {answer.status}{answer.detail}'
                 delay = retry_after(response)
             if attempt >= s.retries:
                 raise StorageUnavailable(
@@ -129,7 +125,9 @@ class DataApiClient:
                 limits=httpx.Limits(
                     max_connections=MAX_CONNECTIONS,
                     max_keepalive_connections=MAX_CONNECTIONS,
-                    keepalive_expiry=30,
+                    # httpx closes a connection that rested this long when the client is
+                    # next used; meanwhile the server's own keep-alive timeout may close it.
+                    keepalive_expiry=s.idle_seconds or None,
                 ),
                 # A redirect could carry the apiKey header to another host: never follow.
                 follow_redirects=False,
@@ -148,43 +146,3 @@ class DataApiClient:
                 f'({kind}); is DATA_API_URL the base URL of a Data API?',
             )
         return reply
-
-    def _refusal(self, action: str, response: httpx.Response) -> Exception:
-        detail = self._detail(response)
-        if 'E11000' in detail or 'duplicate key' in detail.lower():
-            return DuplicateKey(f'{self._describe}: {action}: {detail}')
-        status = response.status_code
-        if status == 413:
-            # Like MongoDB's 16 MB limit: this event will never fit, retrying cannot help.
-            return InvalidRequest(
-                f'{self._describe}: {action} refused, HTTP 413, the request is too large '
-                f'for this server:{detail}',
-            )
-        if status in (401, 403):
-            # Not an outage: retrying cannot help until the key or its permissions change.
-            return ConfigurationError(
-                'DATA_API_KEY', f'{self._describe}: {action} refused, HTTP {status}{detail}'
-                                '; check DATA_API_KEY, DATA_API_AUTH and DATA_API_USER',
-            )
-        hint = ''
-        if 300 <= status < 400:
-            where = self._redact(response.headers.get('location', ''))
-            hint = f'; redirected to {where!r}: set DATA_API_URL to the final URL'
-        elif status == 404:
-            hint = '; check DATA_API_URL (the base URL, without /action/...)'
-        return StorageRejected(
-            f'{self._describe}: {action} refused, HTTP {status}{detail}{hint}')
-
-    def _detail(self, response: httpx.Response) -> str:
-        """The server's own explanation: Atlas-style `error_code` and `error`, else text."""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and (body.get('error') or body.get('error_code')):
-            parts = [str(body[name]) for name in ('error_code', 'error') if body.get(name)]
-            text = ': '.join(parts)
-        else:
-            text = (response.text.strip().splitlines() or [''])[0]
-        text = self._redact(text)[:300]
-        return f' {text}' if text else ''

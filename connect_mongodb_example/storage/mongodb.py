@@ -9,7 +9,7 @@ import inspect
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, ContextManager, Iterator, List, Optional, Sequence, Tuple
 from urllib.parse import quote_plus, urlsplit
 
 from bson.errors import InvalidDocument
@@ -27,6 +27,7 @@ from pymongo.uri_parser import parse_uri
 import connect_mongodb_example.storage.mongo_documents as documents
 from connect_mongodb_example.errors import (
     ConfigurationError,
+    DuplicateKey,
     InvalidRequest,
     StorageRejected,
     StorageUnavailable,
@@ -34,7 +35,15 @@ from connect_mongodb_example.errors import (
 )
 from connect_mongodb_example.event_record import EventRecord
 from connect_mongodb_example.redaction import Redactor, url_password
-from connect_mongodb_example.storage.base import EventFilter, EventStore
+from connect_mongodb_example.storage.idle import STORAGE_IDLE_SECONDS, idle_seconds
+from connect_mongodb_example.storage.mongo_collection import (
+    Collections,
+    Document,
+    Filter,
+    MongoCollection,
+)
+from connect_mongodb_example.storage.mongo_schema import IndexStep
+from connect_mongodb_example.storage.mongo_store import MongoStore, collection_names
 from connect_mongodb_example.variables import ConfigReader, Variable
 
 logger = logging.getLogger(__name__)
@@ -84,6 +93,8 @@ INDEX_CONFLICT_CODES = frozenset({85, 86})
 # process created the collection or the same index at the same moment; asking again settles.
 INDEX_RACE_CODES = frozenset({48, 68, 276, 325})
 INDEX_RACE_ATTEMPTS = 5
+# IndexNotFound, NamespaceNotFound: another process dropped it first.
+INDEX_GONE_CODES = frozenset({26, 27})
 # Errors that say the server or the network may answer on a later try.
 TRANSIENT_ERRORS = (ConnectionFailure, ExecutionTimeout, WTimeoutError)
 
@@ -96,6 +107,7 @@ class MongoSettings:
     collection: str
     driver: str
     timeout_ms: int
+    idle_seconds: float = float(STORAGE_IDLE_SECONDS.default)
 
 
 def client_class(driver: str) -> Callable[..., Any]:
@@ -107,6 +119,22 @@ def client_class(driver: str) -> Callable[..., Any]:
     return AsyncMongoClient
 
 
+def new_client(s: MongoSettings) -> Any:
+    """A client of the settings' driver; it connects on first use."""
+    return client_class(s.driver)(
+        s.uri,
+        serverSelectionTimeoutMS=s.timeout_ms,
+        connectTimeoutMS=s.timeout_ms,
+        tz_aware=True,
+        appname='connect-mongodb-example',
+        # The pool follows the load: the driver closes connections that rested this long (it
+        # looks every second) and keeps none open for their own sake. Its monitoring
+        # connections, one or two per server, stay open while the client is.
+        maxIdleTimeMS=max(1, round(s.idle_seconds * 1000)) if s.idle_seconds else None,
+        minPoolSize=0,
+    )
+
+
 async def close_client(client: Any) -> None:
     """Motor's close() is synchronous; PyMongo's asyncio close() is a coroutine."""
     result = client.close()
@@ -114,13 +142,89 @@ async def close_client(client: Any) -> None:
         await result
 
 
-class MongoEventStore(EventStore):
+class DriverCollection(MongoCollection):
+    """A collection reached through PyMongo's asyncio client or Motor (one code path: only
+    what both share), driver errors turned into the application's."""
+
+    def __init__(self, collection: Any, translated: Callable[[], ContextManager[None]]):
+        self._collection = collection
+        self._translated = translated
+
+    async def find_one(self, query: Filter, projection: Optional[Filter] = None,
+                       ) -> Optional[Document]:
+        with self._translated():
+            return await self._collection.find_one(query, projection)
+
+    async def find(
+        self,
+        query: Filter,
+        *,
+        limit: int,
+        projection: Optional[Filter] = None,
+        sort: Sequence[Tuple[str, int]] = (),
+        skip: int = 0,
+        hint: Optional[Sequence[Tuple[str, int]]] = None,
+    ) -> List[Document]:
+        with self._translated():
+            cursor = self._collection.find(query, projection)
+            if sort:
+                cursor = cursor.sort(list(sort))
+            if hint is not None:
+                cursor = cursor.hint(list(hint))
+            return await cursor.skip(skip).limit(limit).to_list(None)
+
+    async def count(self, query: Filter) -> int:
+        with self._translated():
+            return int(await self._collection.count_documents(query))
+
+    async def aggregate(self, pipeline: List[Document]) -> List[Document]:
+        with self._translated():
+            cursor = self._collection.aggregate(pipeline)
+            if inspect.isawaitable(cursor):  # PyMongo's asyncio client; Motor returns it
+                cursor = await cursor
+            return await cursor.to_list(None)
+
+    async def insert_one(self, document: Document) -> None:
+        with self._translated():
+            await self._collection.insert_one(document)
+
+    async def update_one(self, query: Filter, update: Document, *, upsert: bool = False,
+                         ) -> Optional[int]:
+        with self._translated():
+            result = await self._collection.update_one(query, update, upsert=upsert)
+        return int(result.matched_count)
+
+    async def update_many(self, query: Filter, update: Document) -> None:
+        with self._translated():
+            await self._collection.update_many(query, update)
+
+    async def delete_one(self, query: Filter) -> None:
+        with self._translated():
+            await self._collection.delete_one(query)
+
+    async def delete_many(self, query: Filter) -> int:
+        with self._translated():
+            return int((await self._collection.delete_many(query)).deleted_count)
+
+    async def upsert_and_read(self, query: Filter, update: Document, projection: Filter,
+                              ) -> Optional[Document]:
+        with self._translated():
+            document = await self._collection.find_one_and_update(
+                query, update, upsert=True, return_document=ReturnDocument.AFTER,
+                projection=projection)
+            if document is None:
+                # MongoDB always returns the upserted document; a compatible server
+                # (SecantusDB under racing upserts) may apply the update yet return none.
+                document = await self._collection.find_one(query, projection)
+        return document
+
+
+class MongoEventStore(MongoStore):
     name = 'mongodb'
     variables = (
         MONGODB_URI, MONGODB_DATABASE, MONGODB_COLLECTION, MONGODB_DRIVER, MONGODB_TIMEOUT_MS,
         DB_HOST, DB_USER, DB_PASSWORD,
     )
-
     @classmethod
     def parse_settings(cls, reader: ConfigReader) -> MongoSettings:
         if reader.is_set(MONGODB_URI):
@@ -137,16 +241,20 @@ class MongoEventStore(EventStore):
             uri=uri,
             hosts=_checked_hosts(uri),
             database=_checked_name(reader, MONGODB_DATABASE, '/\\. "$', 63),
-            collection=_checked_name(reader, MONGODB_COLLECTION, '$', 200),
+            # Room for the suffixes of the collections named from it (MongoDB's namespace
+            # limit is 255 bytes).
+            collection=_checked_name(reader, MONGODB_COLLECTION, '$',
+                                     200 - documents.LONGEST_SUFFIX),
             driver=reader.choice(MONGODB_DRIVER, DRIVERS),
             timeout_ms=reader.integer(MONGODB_TIMEOUT_MS, minimum=100, maximum=120000),
+            idle_seconds=idle_seconds(reader),
         )
 
     def __init__(self, settings: MongoSettings):
+        super().__init__()
         self._settings = settings
         self._client: Any = None
-        self._indexes_ready = False
-        self._index_lock: Optional[asyncio.Lock] = None
+        self._retention_index_ready = False
         # Driver messages name hosts, not credentials: masked regardless (belt and braces).
         self._redact = Redactor(settings.uri, url_password(settings.uri))
         # Built once: it is logged, and put in errors, per event.
@@ -159,91 +267,49 @@ class MongoEventStore(EventStore):
     def check_storable(self, record: EventRecord) -> None:
         documents.check_size(record, self.describe())
 
-    async def save(self, record: EventRecord) -> int:
-        with self._translated_errors():
-            collection = await self._collection()
-            try:
-                document = await self._upsert(collection, record)
-            except DuplicateKeyError:
-                # Two first deliveries raced and the other upsert inserted the document:
-                # the same update now matches it, so this delivery is still counted.
-                document = await self._upsert(collection, record)
-            if document is None:
-                # MongoDB always returns the upserted document; a compatible server (SecantusDB
-                # under racing upserts) may apply the update yet return none: read it back.
-                document = await collection.find_one(
-                    documents.key_filter(record), {'_id': False, 'delivery_count': True})
-        return int(document['delivery_count'])
-
-    async def find(
-        self, request_id: str, installation_id: Optional[str] = None,
-    ) -> List[EventRecord]:
-        with self._translated_errors():
-            collection = await self._collection()
-            cursor = collection.find(documents.request_filter(request_id, installation_id))
-            found = await cursor.sort(list(documents.SORT)).to_list(None)
-        return [documents.to_record(document) for document in found]
-
-    async def list_events(
-        self, where: EventFilter, *, limit: int, offset: int = 0,
-    ) -> List[EventRecord]:
-        with self._translated_errors():
-            collection = await self._collection()
-            cursor = collection.find(documents.events_filter(where), documents.LISTED_PROJECTION)
-            found = await cursor.sort(list(documents.NEWEST_FIRST)).skip(offset).limit(
-                limit).to_list(None)
-        return [documents.to_record(document) for document in found]
-
-    async def count_events(self, where: EventFilter) -> int:
-        with self._translated_errors():
-            collection = await self._collection()
-            return int(await collection.count_documents(documents.events_filter(where)))
-
     async def ping(self) -> None:
         with self._translated_errors():
             await self._open_client().admin.command('ping')
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        self._indexes_ready = False
-        self._index_lock = None
+        self._forget_collections()
+        self._retention_index_ready = False
         if client is not None:
             await close_client(client)
 
-    async def _upsert(self, collection: Any, record: EventRecord) -> Any:
-        return await collection.find_one_and_update(
-            documents.key_filter(record),
-            documents.upsert_update(record),
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            projection={'_id': False, 'delivery_count': True},
-        )
+    def _collections(self) -> Collections:
+        database = self._open_client()[self._settings.database]
+        return Collections(*(DriverCollection(database[name], self._translated_errors)
+                             for name in collection_names(self._settings.collection)))
 
     def _open_client(self) -> Any:
         """The store's one client, created on first use (no await: no two get created)."""
         if self._client is None:
-            s = self._settings
-            self._client = client_class(s.driver)(
-                s.uri,
-                serverSelectionTimeoutMS=s.timeout_ms,
-                connectTimeoutMS=s.timeout_ms,
-                tz_aware=True,
-                appname='connect-mongodb-example',
-            )
+            self._client = new_client(self._settings)
             logger.info('MongoDB client created: %s', self.describe())
         return self._client
 
-    async def _collection(self) -> Any:
+    def _index_creator(self) -> Optional[IndexStep]:
+        return self._create_indexes
+
+    async def _create_indexes(self) -> None:
         collection = self._open_client()[self._settings.database][self._settings.collection]
-        if not self._indexes_ready:
-            if self._index_lock is None:
-                self._index_lock = asyncio.Lock()
-            async with self._index_lock:
-                if not self._indexes_ready:
-                    for keys, options in documents.INDEXES:
-                        await self._create_index(collection, keys, options)
-                    self._indexes_ready = True
-        return collection
+        with self._translated_errors():
+            for keys, options in documents.EVENT_INDEXES:
+                await self._create_index(collection, keys, options)
+            existing = await collection.index_information()
+            for name in documents.RETIRED_INDEX_NAMES:
+                if name in existing:
+                    await _drop_index(collection, name)
+
+    async def _create_retention_index(self) -> None:
+        if not self._retention_index_ready:
+            collection = self._open_client()[self._settings.database][self._settings.collection]
+            keys, options = documents.RETENTION_INDEX
+            with self._translated_errors():
+                await self._create_index(collection, keys, options)
+            self._retention_index_ready = True
 
     async def _create_index(self, collection: Any, keys: Any, options: Any) -> None:
         try:
@@ -261,7 +327,7 @@ class MongoEventStore(EventStore):
                     f'drop it so that {name} can keep one document per event',
                 ) from error
             # Someone already indexed these keys under another name or options: use theirs
-            # rather than refuse every event.
+            # rather than refuse every event (reads hint keys, not names).
             logger.warning('%s: index %s not created, the collection has one on the same '
                            'keys: %s', self.describe(), name, self._safe(error))
 
@@ -279,6 +345,9 @@ class MongoEventStore(EventStore):
         where = self.describe()
         message = self._safe(error)
         code = getattr(error, 'code', None)
+        if isinstance(error, DuplicateKeyError):
+            # Settled where it can happen (racing upserts); anywhere else a refusal.
+            return DuplicateKey(f'{where}: {message}')
         if isinstance(error, TRANSIENT_ERRORS) or error.has_error_label('RetryableWriteError'):
             return StorageUnavailable(f'{where}: {type(error).__name__}: {message}')
         if isinstance(error, OperationFailure) and code in AUTH_ERROR_CODES:
@@ -297,6 +366,15 @@ class MongoEventStore(EventStore):
 
     def _safe(self, error: BaseException) -> str:
         return self._redact(first_line(error))
+
+
+async def _drop_index(collection: Any, name: str) -> None:
+    """Drop an index another process may be dropping at the same moment."""
+    try:
+        await collection.drop_index(name)
+    except OperationFailure as error:
+        if error.code not in INDEX_GONE_CODES:
+            raise
 
 
 async def _create_index_settling_races(collection: Any, keys: Any, options: Any) -> None:

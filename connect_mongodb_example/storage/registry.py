@@ -95,6 +95,15 @@ async def _close(store: EventStore, why: str) -> None:
         logger.exception('Could not close the %s store', store.describe())
 
 
+async def release(stores: Sequence[EventStore]) -> None:
+    """Close the connections of `stores`, which stay registered and reconnect on first use:
+    for a process that used them once and may never again (the start-up check). A store a
+    write is using is left open."""
+    for key, store in list(_stores.items()):
+        if _in_flight[key] <= 0 and any(store is s for s in stores):
+            await _close(store, 'released, it reconnects on first use')
+
+
 async def close_all() -> None:
     """Close every store, and wait for the closes under way; one failing to close does not
     keep the others open."""

@@ -9,14 +9,13 @@ import os
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
-from typing import Any, Callable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Iterable, List, Optional, Tuple, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import peewee
 from playhouse.db_url import parse as parse_db_url
-from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from connect_mongodb_example.errors import (
     ConfigurationError,
@@ -25,16 +24,26 @@ from connect_mongodb_example.errors import (
     first_line,
 )
 from connect_mongodb_example.event_record import STORED_FIELDS, EventRecord
+from connect_mongodb_example.installation_record import InstallationRecord
 from connect_mongodb_example.record_fields import COUNT, INCREMENT, JSON, LATEST, TIME, Stored
 from connect_mongodb_example.redaction import redact_url
-from connect_mongodb_example.storage.base import EventFilter, EventStore
+from connect_mongodb_example.storage.base import EventFilter, EventStore, PageCursor
+from connect_mongodb_example.storage.idle import STORAGE_IDLE_SECONDS, idle_seconds
 from connect_mongodb_example.storage.sql_errors import configuration_problem
+from connect_mongodb_example.storage.sql_pool import (
+    IdleClosingPostgresqlDatabase,
+    IdleClosingSqliteDatabase,
+)
 from connect_mongodb_example.storage.sql_schema import (
+    AGE_INDEX_PREDICATE,
     COLUMN_LENGTHS,
+    EVENTS_TABLE,
+    POSTGRES_KEY_COLLATION,
     EncodedJSON,
     counts_model,
     ensure_schema,
     event_model,
+    installation_model,
 )
 from connect_mongodb_example.variables import ConfigReader, Variable
 
@@ -54,7 +63,8 @@ DATABASE_URL = Variable(
 )
 DATABASE_POOL_SIZE = Variable(
     'DATABASE_POOL_SIZE',
-    'Connections (and worker threads) the SQL backend keeps per process.',
+    'Most connections (and worker threads) the SQL backend opens per process; those resting '
+    'longer than `STORAGE_IDLE_SECONDS` are closed.',
     default='8',
 )
 SQLITE_SCHEMES = ('sqlite',)
@@ -68,6 +78,7 @@ TCP_USER_TIMEOUT_MS = 30_000
 class SqlSettings:
     url: str
     pool_size: int
+    idle_seconds: float = float(STORAGE_IDLE_SECONDS.default)
 
 
 class SqlEventStore(EventStore):
@@ -85,6 +96,7 @@ class SqlEventStore(EventStore):
         return SqlSettings(
             url=url,
             pool_size=reader.integer(DATABASE_POOL_SIZE, minimum=1, maximum=100),
+            idle_seconds=idle_seconds(reader),
         )
 
     def __init__(self, settings: SqlSettings):
@@ -93,6 +105,7 @@ class SqlEventStore(EventStore):
         self._open_lock = threading.Lock()
         self._database: Optional[peewee.Database] = None
         self._model: Any = None
+        self._installations: Any = None
         self._upsert: Tuple[str, Tuple[Parameter, ...], Tuple[Any, ...]] = ('', (), ())
         # Logged with every stored event: worked out once.
         self._description = f'sql ({redact_url(settings.url)})'
@@ -125,12 +138,43 @@ class SqlEventStore(EventStore):
         return await self._call(self._find, request_id, installation_id)
 
     async def list_events(
-        self, where: EventFilter, *, limit: int, offset: int = 0,
+        self,
+        where: EventFilter,
+        *,
+        limit: int,
+        after: Optional[PageCursor] = None,
+        before: Optional[PageCursor] = None,
+        offset: int = 0,
+        full: bool = False,
     ) -> List[EventRecord]:
-        return await self._call(self._list, where, limit, offset)
+        # SQLite reads a negative LIMIT as none at all, PostgreSQL refuses it: neither, here.
+        _check_not_negative(limit=limit, offset=offset)
+        return await self._call(self._list, where, limit, after, before, offset, full)
 
     async def count_events(self, where: EventFilter) -> int:
         return await self._call(self._count, where)
+
+    async def save_installation(self, installation: InstallationRecord) -> InstallationRecord:
+        return await self._call(self._save_installation, installation)
+
+    async def get_installation(self, installation_id: str) -> Optional[InstallationRecord]:
+        return await self._call(self._get_installation, installation_id)
+
+    async def list_installations(self) -> List[InstallationRecord]:
+        return await self._call(self._list_installations)
+
+    async def delete_events(
+        self,
+        *,
+        limit: int,
+        installation_id: Optional[str] = None,
+        received_before: Optional[datetime] = None,
+    ) -> int:
+        if installation_id is None and received_before is None:
+            raise InvalidRequest('a delete names the installation or a time (or both): '
+                                 'never every event at once')
+        _check_not_negative(limit=limit)
+        return await self._call(self._delete, limit, installation_id, received_before)
 
     async def ping(self) -> None:
         await self._call(lambda: self._database.execute_sql('SELECT 1').fetchone())
@@ -147,13 +191,17 @@ class SqlEventStore(EventStore):
         """Run in a worker thread: open on first use, and map driver errors to ours."""
         try:
             self._open()
-            # Each worker thread keeps its connection between calls: checking one out of
-            # peewee's pool per call costs a round trip (the pool tests it with SELECT 1).
-            self._database.connect(reuse_if_open=True)
-            return function(*args)
+            return self._with_connection(function, *args)
         except peewee.DataError as error:
-            # SQLSTATE class 22 (data exception): this row can never be written.
+            # SQLSTATE class 22 (data exception): this row can never be written, or a
+            # caller's number is past what the database takes (bigint out of range).
             raise InvalidRequest(f'{self.describe()}: {first_line(error)}') from error
+        except OverflowError as error:
+            # On purpose: SQLite's driver binds no integer past 2**63-1 (a limit or an offset
+            # a caller sent). Never the database's fault, never worth a retry.
+            raise InvalidRequest(
+                f'{self.describe()}: a number is out of range: {first_line(error)}',
+            ) from error
         except (peewee.DatabaseError, peewee.InterfaceError) as error:
             problem = configuration_problem(error)
             if problem is not None:
@@ -164,10 +212,19 @@ class SqlEventStore(EventStore):
                 ) from error
             if not isinstance(error, (peewee.OperationalError, peewee.InterfaceError)):
                 raise
-            # The connection may be broken (server restarted): drop it instead of pooling it.
-            if self._database is not None and not self._database.is_closed():
-                self._database.manual_close()
             raise StorageUnavailable(f'{self.describe()}: {first_line(error)}') from error
+
+    def _with_connection(self, function: Callable[..., T], *args: Any) -> T:
+        """Run `function` on this worker thread's connection, which it keeps between calls
+        until it has been unused for STORAGE_IDLE_SECONDS (see sql_pool)."""
+        database = self._database
+        with database.lease():
+            try:
+                return function(*args)
+            except (peewee.OperationalError, peewee.InterfaceError):
+                # The connection may be broken (server restarted): drop it, not keep it.
+                database.manual_close()
+                raise
 
     def _open(self) -> None:
         if self._model is not None:
@@ -181,6 +238,7 @@ class SqlEventStore(EventStore):
                 ensure_schema(database)
             model = event_model(database)
             self._upsert = _compile_upsert(model)
+            self._installations = installation_model(database)
             # Last: other threads take a set model to mean the store is ready.
             self._model = model
             logger.info('SQL storage ready: %s', self.describe())
@@ -192,24 +250,52 @@ class SqlEventStore(EventStore):
         return self._database.execute_sql(sql, params).fetchone()[0]
 
     def _find(self, request_id: str, installation_id: Optional[str]) -> List[EventRecord]:
+        if not (_holdable(request_id, 'request_id')
+                and _holdable(installation_id, 'installation_id')):
+            return []
         model = self._model
         query = model.select().where(model.request_id == request_id)
         if installation_id is not None:
             query = query.where(model.installation_id == installation_id)
         return [_to_record(row) for row in query.order_by(model.received_at, model.id)]
 
-    def _list(self, where: EventFilter, limit: int, offset: int) -> List[EventRecord]:
+    def _list(
+        self, where: EventFilter, limit: int, after: Optional[PageCursor],
+        before: Optional[PageCursor], offset: int, full: bool,
+    ) -> List[EventRecord]:
+        if not _could_match(where):
+            return []
         model = self._model
-        newest_first = (model.last_received_at.desc(), model.key)
-        # The page's keys first, from the read index alone: skipping `offset` entries then
-        # costs no table rows. Only the page's own rows are read, by their unique key.
-        keys = self._matching(model.select(model.key), where).order_by(
-            *newest_first).limit(limit).offset(offset)
-        columns = [getattr(model, name) for name, _ in PAGE_FIELDS]
-        query = model.select(*columns).where(model.key.in_(keys)).order_by(*newest_first)
-        return [_to_record(row, PAGE_FIELDS) for row in query]
+        key = self._binary(model.key)
+        fields_read = STORED_FIELDS if full else PAGE_FIELDS
+        query = self._matching(
+            model.select(*(getattr(model, name) for name, _ in fields_read)), where)
+        # Row values, as the read indexes order them: SQLite and PostgreSQL both start the
+        # index scan at the cursor, so that a page at any depth costs what the first does.
+        place = peewee.Tuple(model.received_at, key)
+        if after is not None:
+            query = query.where(place < self._place(after))
+        if before is not None:
+            query = query.where(place > self._place(before))
+            # The nearest newer events: read towards the newer ones, then turned around.
+            query = query.order_by(model.received_at.asc(), key.asc())
+        else:
+            query = query.order_by(model.received_at.desc(), key.desc())
+        rows = [_to_record(row, fields_read) for row in query.limit(limit).offset(offset)]
+        return rows[::-1] if before is not None else rows
+
+    def _place(self, cursor: PageCursor) -> peewee.Tuple:
+        """The cursor's place as the columns hold it: its time in naive UTC, bound as a saved
+        time is (SQLite compares the text: both must be written alike)."""
+        if not _holdable(cursor.key):
+            raise InvalidRequest(f'{self.describe()}: a page cursor whose key holds NUL or an '
+                                 'unpaired surrogate, which no stored key does')
+        received_at = self._model.received_at.db_value(_naive_utc(cursor.received_at))
+        return peewee.Tuple(received_at, cursor.key)
 
     def _count(self, where: EventFilter) -> int:
+        if not _could_match(where):
+            return 0
         model = self._model
         if where.request_id is not None:
             # A request has a few events: the request index finds them.
@@ -231,6 +317,87 @@ class SqlEventStore(EventStore):
         if where.request_id is not None:
             query = query.where(model.request_id == where.request_id)
         return query
+
+    def _binary(self, column: peewee.Field) -> Any:
+        """`column` ordered by code point, as the read indexes order keys (see sql_schema)."""
+        return column.collate(POSTGRES_KEY_COLLATION) if self._postgres else column
+
+    def _save_installation(self, installation: InstallationRecord) -> InstallationRecord:
+        self._check_installation(installation)
+        model = self._installations
+        values = {name: _naive_utc(value) if isinstance(value, datetime) else value
+                  for name, value in _installation_fields(installation)}
+        # One statement, atomic from any number of processes: the stored record changes only
+        # for a change as late or later. RETURNING gives nothing when the WHERE kept the row.
+        query = model.insert(values).on_conflict(
+            conflict_target=[model.installation_id],
+            preserve=[getattr(model, name) for name in values if name != 'installation_id'],
+            where=model.changed_at <= peewee.EXCLUDED.changed_at,
+        ).returning(*model._meta.sorted_fields)
+        for row in query.execute():
+            return _to_installation(row)
+        return self._get_installation(installation.installation_id)
+
+    def _check_installation(self, installation: InstallationRecord) -> None:
+        """What PostgreSQL would refuse (and SQLite keep): refused on both."""
+        for name, value in _installation_fields(installation):
+            if not isinstance(value, str):
+                continue
+            longest = getattr(self._installations, name).max_length
+            if not _holdable(value, longest=longest):
+                raise InvalidRequest(
+                    f'{self.describe()}: {name} of installation '
+                    f'{installation.installation_id[:128]!r} is over {longest} characters or '
+                    'holds NUL or an unpaired surrogate')
+
+    def _get_installation(self, installation_id: str) -> Optional[InstallationRecord]:
+        if not _holdable(installation_id, 'installation_id'):
+            return None
+        model = self._installations
+        row = model.get_or_none(model.installation_id == installation_id)
+        return None if row is None else _to_installation(row)
+
+    def _list_installations(self) -> List[InstallationRecord]:
+        model = self._installations
+        return [_to_installation(row)
+                for row in model.select().order_by(self._binary(model.installation_id))]
+
+    def _delete(
+        self, limit: int, installation_id: Optional[str], received_before: Optional[datetime],
+    ) -> int:
+        """One batch: the rows are picked by an index (the installation's read index, or the
+        age index for every installation's), oldest first, and deleted by their ids in one
+        statement; the triggers take them off the counts in the same transaction."""
+        if limit == 0 or not _holdable(installation_id, 'installation_id'):
+            return 0
+        param = self._database.param
+        conditions, params = [], []
+        if installation_id is not None:
+            conditions.append(f'installation_id = {param}')
+            params.append(installation_id)
+        else:
+            conditions.append(AGE_INDEX_PREDICATE)
+        if received_before is not None:
+            conditions.append(f'received_at < {param}')
+            params.append(self._model.received_at.db_value(_naive_utc(received_before)))
+        # (Table names and conditions are constants, values are parameters: S608.)
+        statement = (f'DELETE FROM {EVENTS_TABLE} WHERE id IN (SELECT id FROM {EVENTS_TABLE} '  # noqa: S608
+                     f'WHERE {" AND ".join(conditions)} ORDER BY received_at '
+                     f'LIMIT {param}{{lock}})')
+        params.append(limit)
+        if not self._postgres:
+            # SQLite: each statement takes the database's write lock; other deleters wait
+            # (busy_timeout) and then pick among the rows left.
+            return self._database.execute_sql(statement.format(lock=''), params).rowcount
+        # PostgreSQL: rows another deleter holds are skipped, so that two deleters take two
+        # batches instead of one waiting to find its batch gone...
+        deleted = self._database.execute_sql(
+            statement.format(lock=' FOR UPDATE SKIP LOCKED'), params).rowcount
+        if deleted:
+            return deleted
+        # ...and when every matching row is held, this waits for the holders to finish and
+        # deletes what they left (their rows, had they rolled back): 0 means none match.
+        return self._database.execute_sql(statement.format(lock=' FOR UPDATE'), params).rowcount
 
     def _close(self) -> None:
         database, self._database = self._database, None
@@ -308,12 +475,13 @@ def _connect(settings: SqlSettings) -> peewee.Database:
             if options.get(part):
                 options[part] = unquote(options[part])
     # timeout: how long a thread waits for a free connection when all are in use.
-    pool = {'max_connections': settings.pool_size, 'stale_timeout': 300, 'timeout': 30}
+    pool = {'max_connections': settings.pool_size, 'stale_timeout': 300, 'timeout': 30,
+            'idle_seconds': settings.idle_seconds}
     if scheme in SQLITE_SCHEMES:
         directory = os.path.dirname(name)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        return PooledSqliteDatabase(
+        return IdleClosingSqliteDatabase(
             name,
             **pool,
             field_types={'JSON': 'TEXT'},
@@ -325,7 +493,7 @@ def _connect(settings: SqlSettings) -> peewee.Database:
     # A server gone without a reset would hold a worker thread until the kernel gives up
     # (about 15 minutes): give up on unacknowledged data after 30 s instead.
     options.setdefault('tcp_user_timeout', TCP_USER_TIMEOUT_MS)
-    return PooledPostgresqlDatabase(name, **pool, field_types={'JSON': 'JSONB'}, **options)
+    return IdleClosingPostgresqlDatabase(name, **pool, field_types={'JSON': 'JSONB'}, **options)
 
 
 def _parameter(field: peewee.Field, stored: Stored) -> Parameter:
@@ -350,8 +518,53 @@ def _to_record(row: Any, fields: Tuple[Tuple[str, Stored], ...] = STORED_FIELDS)
     })
 
 
+def _installation_fields(installation: InstallationRecord) -> Iterable[Tuple[str, Any]]:
+    return ((field.name, getattr(installation, field.name)) for field in fields(installation))
+
+
+def _to_installation(row: Any) -> InstallationRecord:
+    return InstallationRecord(**{
+        field.name: _aware_utc(value) if isinstance(value, datetime) else value
+        for field in fields(InstallationRecord)
+        for value in (getattr(row, field.name),)
+    })
+
+
+def _holdable(value: Optional[str], column: Optional[str] = None, longest: int = 0) -> bool:
+    """Whether a text column (`column` of the events, else one of `longest` characters, any
+    length when 0) could hold `value`; None is no condition.
+
+    Text no column holds (longer than the column, NUL, a lone surrogate) matches no stored
+    row: a read answers nothing rather than send it, which PostgreSQL refuses (NUL, too long)
+    and neither driver can encode (a lone surrogate).
+    """
+    if value is None:
+        return True
+    longest = COLUMN_LENGTHS[column] if column else longest
+    if not isinstance(value, str) or '\x00' in value or (longest and len(value) > longest):
+        return False
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _could_match(where: EventFilter) -> bool:
+    return all(_holdable(getattr(where, name), name)
+               for name in ('installation_id', 'status', 'request_id'))
+
+
+def _check_not_negative(**numbers: int) -> None:
+    for name, number in numbers.items():
+        if number < 0:
+            raise InvalidRequest(f'{name} must be 0 or more, got {number}')
+
+
 def _naive_utc(moment: datetime) -> datetime:
-    """Columns hold naive UTC: SQLite has no time zone type."""
+    """Columns hold naive UTC: SQLite has no time zone type. A naive time is UTC already."""
+    if moment.tzinfo is None:
+        return moment
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 

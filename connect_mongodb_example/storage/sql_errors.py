@@ -14,10 +14,13 @@ from connect_mongodb_example.errors import first_line
 CONFIGURATION_SQLSTATE_CLASSES = ('28', '3D')
 # insufficient privilege (e.g. no CREATE on the schema, no INSERT on the table).
 CONFIGURATION_SQLSTATES = frozenset({'42501'})
-# What PostgreSQL (in English, its default) and libpq say when connecting fails for one of
-# the reasons above.
+# What PostgreSQL (in English, its default), libpq and PgBouncer say when connecting fails for
+# one of the reasons above. PgBouncer answers a wrong password or an unknown user with "SASL
+# authentication failed" (SCRAM) and, without a wildcard database, "no such database: name".
 CONFIGURATION_MESSAGES = re.compile(
     r'password authentication failed'
+    r'|SASL authentication failed'
+    r'|no such (user|database):'
     r'|authentication failed for user'
     r'|(role|database) ".*" does not exist'
     r'|no pg_hba\.conf entry'

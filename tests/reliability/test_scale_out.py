@@ -1,5 +1,6 @@
-"""Scale out with faults: several real runners on one database, one of them SIGKILLed
-mid-stream and started again, while Connect (the emulation) redelivers what it held.
+"""Scale out with faults: several real runners on one database (PostgreSQL through PgBouncer,
+or SQLite), one of them SIGKILLed mid-stream and started again, while Connect (the
+emulation) redelivers what it held.
 
 Every event must end stored exactly once (one row per key) with a delivery count between
 its own deliveries and those plus the redeliveries of its tasks, every task answered, and
@@ -24,8 +25,8 @@ from localdev.runner_fleet import RunnerFleet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(280)]
 
-#: Events per run: one runner takes ~30 tasks/s at most on 2 free cores (see README,
-#: Sizing), so SQLite's single runner gets fewer than the three PostgreSQL runners.
+#: Events per run: one runner takes ~30 tasks/s at most on 2 free cores (see docs/sizing.md),
+#: so SQLite's single runner gets fewer than the three PostgreSQL runners.
 POSTGRES_EVENTS = 1000
 SQLITE_EVENTS = 300
 #: Every TWICE-th event is delivered twice, as Connect may do.
@@ -139,12 +140,15 @@ def check_outcome(database_url: str, emulator: ConnectEmulator, deliveries: List
 
 
 @pytest.mark.postgres
-async def test_three_runners_on_postgresql_one_killed_and_restarted(
-    postgres_url, purchase_request, tmp_path, report,
+async def test_three_runners_on_postgresql_through_pgbouncer_one_killed_and_restarted(
+    postgres_url, pgbouncer_url, purchase_request, tmp_path, report,
 ):
+    """The runners reach the database through PgBouncer in transaction mode, as a deployment
+    of many runners would (see HOWTO, "Behind PgBouncer"); the rows are read directly. A
+    runner killed mid-transaction leaves PgBouncer to roll it back on its server connection."""
     events = make_events(purchase_request, POSTGRES_EVENTS)
 
-    emulator, deliveries = await run_with_a_kill(postgres_url, events, 3, tmp_path)
+    emulator, deliveries = await run_with_a_kill(pgbouncer_url, events, 3, tmp_path)
 
     counts = check_outcome(postgres_url, emulator, deliveries, events)
     by_instance = Counter(r.instance_id for d in deliveries for r in d.results)

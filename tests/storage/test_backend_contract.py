@@ -1,25 +1,14 @@
-"""What every registered backend must do, run against each of them (see
-tests/support/backends.py for how each is reached). A new backend passes these unchanged."""
+"""What every registered backend must do when it stores events, run against each of them
+(the `store` fixture, tests/storage/conftest.py). A new backend passes these unchanged, and
+those of test_backend_contract_reads.py and test_backend_contract_lifecycle.py."""
 import asyncio
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict
 
-import pytest
-
 from connect_mongodb_example.event_record import STORED_FIELDS, EventRecord
-from connect_mongodb_example.settings import load_settings
-from connect_mongodb_example.storage.registry import stores_for
-from tests.support.backends import backend_config, backend_targets
 from tests.support.records import purchase_record
 
 FIRST = datetime(2026, 11, 20, 10, 16, 5, 123000, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=backend_targets())
-async def store(request):
-    async with backend_config(request.param, request) as config:
-        [store] = stores_for(load_settings(config))
-        yield store
 
 
 def stored_values(record: EventRecord) -> Dict[str, Any]:

@@ -7,7 +7,12 @@ import pytest
 from pymongo import MongoClient
 
 from connect_mongodb_example.extension import PURCHASE_REQUEST
-from connect_mongodb_example.storage.sql_schema import COUNTS_TABLE, EVENTS_TABLE, MIGRATIONS
+from connect_mongodb_example.storage.sql_schema import (
+    COUNTS_TABLE,
+    EVENTS_TABLE,
+    INSTALLATIONS_TABLE,
+    MIGRATIONS,
+)
 from tests.support.concurrent_saves import INSTALLATION, save_in_processes
 from tests.support.postgres import run_sql
 from tests.support.records import purchase_record
@@ -46,9 +51,16 @@ def assert_every_process_saved_every_event(outcomes):
         assert sorted(counts[event] for counts in outcomes) == list(range(1, PROCESSES + 1))
 
 
-@pytest.mark.postgres
-def test_postgresql(postgres_url, purchase_request):
-    outcomes = save_in_processes(PROCESSES, {'DATABASE_URL': postgres_url},
+#: PostgreSQL directly, or through PgBouncer in transaction mode (the migration lock must be
+#: the transaction's: a session's lock would outlive the transaction on a pooled server
+#: connection that another client gets next).
+POSTGRES_ROUTES = [pytest.param('postgres_url', id='postgresql', marks=pytest.mark.postgres),
+                   pytest.param('pgbouncer_url', id='pgbouncer', marks=pytest.mark.postgres)]
+
+
+@pytest.mark.parametrize('route', POSTGRES_ROUTES)
+def test_postgresql(request, route, postgres_url, purchase_request):
+    outcomes = save_in_processes(PROCESSES, {'DATABASE_URL': request.getfixturevalue(route)},
                                  requests(purchase_request))
     assert_every_process_saved_every_event(outcomes)
     rows = run_sql(postgres_url, 'SELECT request_id, delivery_count FROM connect_events '
@@ -75,13 +87,12 @@ def test_sqlite(sqlite_url, purchase_request):
     assert len(assert_counts_match_events(sqlite_url)) == EVENTS
 
 
-@pytest.mark.parametrize('database', ['sqlite', pytest.param('postgresql',
-                                                             marks=pytest.mark.postgres)])
-def test_an_existing_database_upgraded(request, database, purchase_request):
+@pytest.mark.parametrize('route', [pytest.param('sqlite_url', id='sqlite'), *POSTGRES_ROUTES])
+def test_an_existing_database_upgraded(request, route, purchase_request):
     """A database the first schema version left with events (one of them delivered again
     now, others of other installations): the processes race to apply the later migrations
-    (read indexes, counts kept by triggers) and to save."""
-    url = request.getfixturevalue('sqlite_url' if database == 'sqlite' else 'postgres_url')
+    (read indexes, counts kept by triggers, the installations table) and to save."""
+    url = request.getfixturevalue('sqlite_url' if route == 'sqlite_url' else 'postgres_url')
     new = requests(purchase_request)
     earlier = [purchase_record(new[0], installation={'id': INSTALLATION})] + [
         purchase_record(purchase_request(f'PR-9999-0000-0000-{i:03d}', status=status),
@@ -89,7 +100,8 @@ def test_an_existing_database_upgraded(request, database, purchase_request):
         for i, status in enumerate(PURCHASE_REQUEST.statuses)]
     first_version_with_events(url, earlier)
 
-    outcomes = save_in_processes(PROCESSES, {'DATABASE_URL': url}, new)
+    outcomes = save_in_processes(PROCESSES, {'DATABASE_URL': request.getfixturevalue(route)},
+                                 new)
 
     assert [outcome for outcome in outcomes if isinstance(outcome, str)] == []
     # The event stored before counts its earlier delivery too.
@@ -99,6 +111,7 @@ def test_an_existing_database_upgraded(request, database, purchase_request):
     assert rows == [(f'PR-0000-0000-0000-{i:03d}', PROCESSES + (i == 0)) for i in range(EVENTS)]
     assert sorted(sql(url, 'SELECT version FROM connect_events_schema')) == APPLIED
     assert len(assert_counts_match_events(url)) == EVENTS + len(PURCHASE_REQUEST.statuses)
+    assert sql(url, f'SELECT COUNT(*) FROM {INSTALLATIONS_TABLE}') == [(0,)]
 
 
 @pytest.mark.mongodb

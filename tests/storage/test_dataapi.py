@@ -21,7 +21,14 @@ from connect_mongodb_example.errors import (
     StorageRejected,
     StorageUnavailable,
 )
-from connect_mongodb_example.storage import dataapi, dataapi_client, http_retry
+from connect_mongodb_example.storage import (
+    dataapi,
+    dataapi_client,
+    http_retry,
+    mongo_schema,
+    mongo_store,
+)
+from connect_mongodb_example.storage.base import EventFilter
 from connect_mongodb_example.storage.dataapi import DataApiEventStore
 from connect_mongodb_example.storage.dataapi_client import READ_OPTIONS
 from connect_mongodb_example.variables import ConfigReader
@@ -43,7 +50,9 @@ def ejson(body, status=200, headers=None):
 
 
 def sent(call):
-    return json_util.loads(call.request.content, json_options=READ_OPTIONS)
+    """The decoded body of a call, or of a request."""
+    request = getattr(call, 'request', call)
+    return json_util.loads(request.content, json_options=READ_OPTIONS)
 
 
 def counted(count):
@@ -51,12 +60,23 @@ def counted(count):
 
 
 UPSERTED = {'matchedCount': 0, 'modifiedCount': 0, 'upsertedId': ObjectId()}
+#: The schema document of a collection whose schema is current: no migration runs.
+CURRENT_SCHEMA = {'_id': 'schema', 'data': mongo_schema.DATA_VERSION}
 
 
 @pytest.fixture
 def api():
+    """The Data API, each test mocking the actions it is about; the schema is current."""
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.post('/action/findOne', json__collection='events_schema').mock(
+            return_value=ejson({'document': CURRENT_SCHEMA}))
         yield router
+
+
+def calls_of(api, action):
+    """The requests sent for `action`, but the schema check."""
+    return [call for call in api.calls if call.request.url.path.endswith(f'/{action}')
+            and json.loads(call.request.content).get('collection') != 'events_schema']
 
 
 @pytest.fixture
@@ -137,7 +157,7 @@ def test_plain_http_is_accepted_on_loopback_and_for_service_names(url):
     ({'DATA_API_AUTH': 'oauth'}, 'DATA_API_AUTH', 'api-key, bearer, basic'),
     ({'DATA_API_AUTH': 'basic'}, 'DATA_API_USER', 'is required'),
     ({'DATA_API_RETRIES': '50'}, 'DATA_API_RETRIES', 'between'),
-    ({'DATA_API_TIMEOUT_SECONDS': 'soon'}, 'DATA_API_TIMEOUT_SECONDS', 'float'),
+    ({'DATA_API_TIMEOUT_SECONDS': 'soon'}, 'DATA_API_TIMEOUT_SECONDS', 'a number'),
 ])
 def test_bad_configuration_is_named_and_the_key_is_not_echoed(config, variable, words):
     with pytest.raises(ConfigurationError) as caught:
@@ -170,14 +190,16 @@ async def test_update_is_an_ejson_upsert_then_the_count_is_read(api, store, reco
     find_one = api.post('/action/findOne').mock(return_value=counted(1))
     assert await store.save(record) == 1
 
-    request = update.calls.last.request
+    request = update.calls[0].request
     assert request.headers['content-type'] == 'application/json'
     assert 'application/ejson' in request.headers['accept']
     raw = json.loads(request.content)
     # Dates travel as EJSON dates, not strings, so that they are stored as BSON dates.
     assert set(raw['update']['$set']['last_received_at']) == {'$date'}
     assert raw['update']['$setOnInsert']['received_at']['$date'].endswith('Z')
-    body = sent(update.calls.last)
+    body = sent(update.calls[0])
+    marker = body['update']['$setOnInsert'].pop('counting')
+    assert isinstance(marker, ObjectId)
     millisecond = record.received_at.replace(
         microsecond=record.received_at.microsecond // 1000 * 1000)
     assert body == {
@@ -198,8 +220,75 @@ async def test_update_is_an_ejson_upsert_then_the_count_is_read(api, store, reco
     }
     assert sent(find_one.calls.last) == {
         'dataSource': 'mongodb-atlas', 'database': 'connect_events', 'collection': 'events',
-        'filter': {'key': record.key}, 'projection': {'_id': 0, 'delivery_count': 1},
+        'filter': {'key': record.key},
+        'projection': {'_id': False, 'delivery_count': True, 'counting': True},
     }
+    # The document read back carries no marker of this save: another one created it.
+    assert update.call_count == 1
+
+
+async def test_the_save_that_created_an_event_counts_it_then_removes_its_marker(
+    api, store, record,
+):
+    update = api.post('/action/updateOne').mock(return_value=ejson(UPSERTED))
+
+    def read_back(request):
+        upsert = sent(update.calls[0])
+        return ejson({'document': {'delivery_count': 1,
+                                   'counting': upsert['update']['$setOnInsert']['counting']}})
+
+    api.post('/action/findOne').mock(side_effect=read_back)
+    assert await store.save(record) == 1
+    upsert, count, unmark = (sent(call) for call in update.calls)
+    marker = upsert['update']['$setOnInsert']['counting']
+    assert (count['collection'], count['filter'], count['update'], count['upsert']) == (
+        'events_counts', {'_id': '["EIN-8436-7221-1234","pending"]'},
+        {'$inc': {'events': 1, 'version': 1},
+         '$setOnInsert': {'installation_id': 'EIN-8436-7221-1234', 'status': 'pending'}},
+        True)
+    assert (unmark['collection'], unmark['filter'], unmark['update']) == (
+        'events', {'key': record.key, 'counting': marker}, {'$unset': {'counting': ''}})
+
+
+async def test_a_marker_read_back_as_plain_json_is_recognised(api, store, record):
+    """FerretDB's Data API answers plain JSON: the marker comes back as the ObjectId's hex."""
+    update = api.post('/action/updateOne').mock(return_value=ejson(UPSERTED))
+
+    def read_back(request):
+        marker = sent(update.calls[0])['update']['$setOnInsert']['counting']
+        return httpx.Response(200, json={'document': {'delivery_count': 1,
+                                                      'counting': str(marker)}})
+
+    api.post('/action/findOne').mock(side_effect=read_back)
+    assert await store.save(record) == 1
+    assert [sent(call)['collection'] for call in update.calls] == [
+        'events', 'events_counts', 'events']
+
+
+async def test_a_delete_reply_without_its_count_stops_the_delete(api, store):
+    def find(request):
+        body = sent(request)
+        selecting = body['collection'] == 'events' and body['filter'].get('installation_id')
+        return ejson({'documents': [
+            {'_id': ObjectId(), 'installation_id': 'EIN-A', 'status': 'pending'},
+        ] if selecting else []})  # the batch; nothing for the repairs
+
+    api.post('/action/find').mock(side_effect=find)
+    api.post('/action/findOne').mock(return_value=ejson({'document': None}))
+    api.post('/action/insertOne').mock(return_value=ejson({'insertedId': 'lease'}))
+    api.post('/action/deleteMany').mock(return_value=ejson({'acknowledged': True}))
+    with pytest.raises(StorageRejected, match='no deletedCount'):
+        await store.delete_events(limit=10, installation_id='EIN-A')
+    # Nothing taken off a count it cannot know: the lease stays for the repair.
+    assert calls_of(api, 'updateOne') == []
+
+
+async def test_a_page_past_what_bson_carries_is_a_bad_request_sent_nowhere(api, store):
+    with pytest.raises(InvalidRequest, match='offset must be a whole number'):
+        await store.list_events(EventFilter('EIN-A'), limit=10, offset=2 ** 63)
+    with pytest.raises(InvalidRequest, match='limit'):
+        await store.list_events(EventFilter('EIN-A'), limit=-1)
+    assert calls_of(api, 'find') == []
 
 
 @pytest.mark.parametrize('reply', [
@@ -216,7 +305,20 @@ async def test_update_reply_variants_are_accepted(api, store, record, reply):
     assert await store.save(record) == 4
 
 
-async def test_an_update_that_wrote_nothing_is_rejected(api, store, record):
+async def test_an_update_that_wrote_nothing_lost_a_race_and_is_retried_once(
+    api, store, record,
+):
+    """FerretDB 2.x answers an upsert that lost the race on the unique key with 200 and zero
+    counts (it drops the write error): the retried update matches the racing insert."""
+    lost = ejson({'matchedCount': 0, 'modifiedCount': 0})
+    route = api.post('/action/updateOne').mock(side_effect=[
+        lost, ejson({'matchedCount': 1, 'modifiedCount': 1})])
+    api.post('/action/findOne').mock(return_value=counted(2))
+    assert await store.save(record) == 2
+    assert route.call_count == 2
+
+
+async def test_an_update_that_writes_nothing_twice_is_rejected(api, store, record):
     api.post('/action/updateOne').mock(return_value=ejson({'matchedCount': 0,
                                                            'modifiedCount': 0}))
     with pytest.raises(StorageRejected, match='matched and inserted nothing'):
@@ -262,7 +364,7 @@ async def test_find_reads_ejson_and_plain_json_documents(api, store, record):
     assert abs(first.received_at - record.received_at) < timedelta(milliseconds=1)
     assert second.received_at.tzinfo == timezone.utc
     assert second.last_received_at == second.received_at
-    assert sent(route.calls.last).get('limit') == dataapi.FIND_LIMIT
+    assert sent(route.calls.last).get('limit') == mongo_store.FIND_LIMIT
 
 
 async def test_ping_reads_one_document(api, store):
@@ -425,7 +527,8 @@ async def test_redirects_are_not_followed(api, store, record):
         302, headers={'location': 'https://elsewhere.example.net/v1/action/updateOne'}))
     with pytest.raises(StorageRejected, match='redirected to .*elsewhere'):
         await store.save(record)
-    assert len(api.calls) == route.call_count == 1
+    assert route.call_count == 1
+    assert len(api.calls) == 2  # the schema check, and the refused update
 
 
 async def test_a_reply_that_is_not_json_is_rejected(api, store, record):
@@ -502,8 +605,10 @@ async def test_pooled_connections_are_reused(server, make_store, purchase_reques
     [found] = await store.find(redelivered.request_id)
     assert found.delivery_count == 10
 
-    # 121 requests, 50 of them at once, over at most one pool's worth of connections...
-    assert server.requests == 10 * 2 + 50 * 2 + 1
+    # 128 requests, 50 of them at once, over at most one pool's worth of connections: 7 to
+    # meet the fresh collection (read its schema, migrate under the lock, read it again),
+    # then two per save, and the find...
+    assert server.requests == 7 + 10 * 2 + 50 * 2 + 1
     used = set(server.connections)
     assert 1 <= len(used) <= dataapi_client.MAX_CONNECTIONS
     # ...and sequential requests afterwards open none.
@@ -547,3 +652,24 @@ async def test_server_faults_are_retried(server, make_store, record, sleeps):
     assert sleeps == [1.0, 1.0]
     [document] = server.collection('connect_events', 'events').find()
     assert document['delivery_count'] == 1
+
+
+@pytest.mark.mongodb
+async def test_what_a_caller_sends_is_answered_over_a_real_server(
+    mongodb_server, purchase_request,
+):
+    """Through the local server over a MongoDB server: odd text matches nothing, and a page
+    past what BSON carries is a bad request, never a server error."""
+    from tests.storage import mongo_targets
+
+    async with mongo_targets.target_stores('dataapi', mongodb_server) as make:
+        store = make()
+        await store.save(purchase_record(purchase_request(), installation={'id': 'EIN-A'}))
+        for odd in ('\ud800', 'PR-\x00', 'x' * 10_000, '$where'):
+            assert await store.list_events(EventFilter('EIN-A', request_id=odd), limit=5) == []
+            assert await store.count_events(EventFilter('EIN-A', request_id=odd)) == 0
+            assert await store.count_events(EventFilter(odd)) == 0
+            assert await store.find(odd) == []
+        with pytest.raises(InvalidRequest):
+            await store.list_events(EventFilter('EIN-A'), limit=5, offset=2 ** 63)
+        assert await store.count_events(EventFilter('EIN-A')) == 1

@@ -1,11 +1,13 @@
 """The document both MongoDB paths write, and the size check made before any backend writes."""
 from dataclasses import replace
+from datetime import datetime, timezone
 
 import bson
 import pytest
 
 from connect_mongodb_example.errors import InvalidRequest
 from connect_mongodb_example.storage import mongo_documents as documents
+from connect_mongodb_example.storage.base import EventFilter, PageCursor
 from connect_mongodb_example.storage.dataapi import DataApiEventStore
 from connect_mongodb_example.storage.mongodb import MongoEventStore
 from connect_mongodb_example.variables import ConfigReader
@@ -70,3 +72,42 @@ def test_both_mongodb_backends_check_the_size(config, purchase_request):
     store = backend(backend.parse_settings(reader))
     with pytest.raises(InvalidRequest, match='MongoDB limit'):
         store.check_storable(purchase_record(purchase_request(note='x' * 17_000_000)))
+
+
+def test_a_cursor_finer_than_a_millisecond_needs_no_key():
+    """Cursors come from records read back (milliseconds); one from elsewhere falls between
+    two stored times, and every event of the earlier millisecond is older than it."""
+    moment = datetime(2026, 11, 20, 10, 0, 0, 123456, tzinfo=timezone.utc)
+    floor = moment.replace(microsecond=123000)
+    where = EventFilter('EIN-A')
+    assert documents.page_filter(where, PageCursor(moment, 'k'), None) == {
+        'installation_id': 'EIN-A', 'received_at': {'$lte': floor}}
+    assert documents.page_filter(where, None, PageCursor(moment, 'k')) == {
+        'installation_id': 'EIN-A', 'received_at': {'$gt': floor}}
+    assert documents.page_filter(where, PageCursor(floor, 'k'), None) == {
+        'installation_id': 'EIN-A', 'received_at': {'$lte': floor},
+        '$or': [{'received_at': {'$lt': floor}}, {'key': {'$lt': 'k'}}]}
+
+
+@pytest.mark.parametrize('text', [
+    '2026-11-20T10:15:03.12Z', '2026-11-20T10:15:03.120Z', '2026-11-20T10:15:03.120000123Z',
+    '2026-11-20T11:15:03.12+01:00',
+])
+def test_times_in_plain_json_replies_are_read_whatever_their_digits(text):
+    assert documents.parse_moment(text) == datetime(2026, 11, 20, 10, 15, 3, 120000,
+                                                    tzinfo=timezone.utc)
+
+
+def test_one_installations_counts_are_one_id_range_no_other_shares():
+    import mongomock
+
+    counts = mongomock.MongoClient().db.counts
+    ids = ['EIN-A', 'EIN-A"', 'EIN-A,', 'EIN-AB', 'EIN-A\\', 'EIN-Ä', 'EIN-']
+    for installation_id in ids:
+        for status in ('approved', 'pending'):
+            counts.insert_one(documents.count_document(installation_id, status, 1))
+    for installation_id in ids:
+        found = counts.find(documents.installation_counts(installation_id))
+        assert sorted(document['_id'] for document in found) == [
+            documents.count_id(installation_id, 'approved'),
+            documents.count_id(installation_id, 'pending')]

@@ -35,11 +35,9 @@ from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.settings import load_settings
 from connect_mongodb_example.storage import mongodb
 from connect_mongodb_example.storage.mongo_documents import (
-    INDEXES,
+    EVENT_INDEXES,
     KEY_INDEX_NAME,
-    RECENT_INDEX_NAME,
     REQUEST_INDEX_NAME,
-    STATUS_RECENT_INDEX_NAME,
 )
 from connect_mongodb_example.storage.mongodb import MongoEventStore, close_client
 from connect_mongodb_example.variables import ConfigReader
@@ -213,9 +211,7 @@ async def test_hundred_concurrent_distinct_saves_share_one_client(
     assert {d['delivery_count'] for d in documents} == {1}
     assert len(fake_mongo.clients) == 1
     # The indexes were created once for the store, not once per save.
-    assert sorted(created) == sorted([KEY_INDEX_NAME, REQUEST_INDEX_NAME, RECENT_INDEX_NAME,
-                                      STATUS_RECENT_INDEX_NAME])
-    assert len(created) == len(INDEXES)
+    assert sorted(created) == sorted(options['name'] for _, options in EVENT_INDEXES)
 
 
 async def test_indexes_are_unique_on_key_and_tolerate_tutorial_documents(
@@ -449,3 +445,45 @@ def test_received_times_come_back_as_utc():
     assert record.received_at.tzinfo == timezone.utc
     assert record.last_received_at == record.received_at
     assert record.delivery_count == 3
+
+
+# The lifecycle's edges (mongomock)
+
+async def test_a_delete_needs_an_installation_or_a_time_and_a_whole_limit(
+    store, fake_mongo, purchase_request,
+):
+    await store.save(purchase_record(purchase_request(), installation={'id': 'EIN-A'}))
+    with pytest.raises(InvalidRequest, match='installation or a time'):
+        await store.delete_events(limit=10)
+    with pytest.raises(InvalidRequest, match='limit'):
+        await store.delete_events(limit=-1, installation_id='EIN-A')
+    assert await store.delete_events(limit=0, installation_id='EIN-A') == 0
+    assert await store.delete_events(limit=10, installation_id='\ud800') == 0
+    assert len(stored_documents(fake_mongo)) == 1
+
+
+async def test_an_installation_id_that_is_no_text_is_refused(store, fake_mongo):
+    from datetime import datetime
+
+    from connect_mongodb_example.installation_record import INSTALLED, InstallationRecord
+
+    odd = InstallationRecord('EIN-\ud800', INSTALLED, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    with pytest.raises(InvalidRequest, match='not valid text'):
+        await store.save_installation(odd)
+    assert await store.get_installation('EIN-\ud800') is None
+    assert fake_mongo.collection(name='events_installations').count_documents({}) == 0
+
+
+async def test_a_failing_repair_does_not_fail_the_read(store, fake_mongo, purchase_request,
+                                                       monkeypatch, caplog):
+    from connect_mongodb_example.storage import mongo_counts
+    from connect_mongodb_example.storage.base import EventFilter
+
+    async def failing(*args):
+        raise StorageUnavailable('db1.example.com:27017: timed out')
+
+    await store.save(purchase_record(purchase_request(), installation={'id': 'EIN-A'}))
+    monkeypatch.setattr(mongo_counts, 'sweep', failing)
+    assert await store.count_events(EventFilter('EIN-A')) == 1
+    await store._sweeping
+    assert 'repairing the counts failed: db1.example.com:27017: timed out' in caplog.text

@@ -1,4 +1,4 @@
-from connect_mongodb_example.storage.registry import close_all, get_store
+from connect_mongodb_example.storage.registry import close_all, get_store, in_use, release
 from connect_mongodb_example.storage.sql import SqlEventStore, SqlSettings
 from tests.support.delivery import open_stores
 
@@ -31,3 +31,19 @@ async def test_close_all_closes_every_store_even_if_one_fails(fake_backend, capl
     assert healthy.closed
     assert open_stores() == []
     assert 'Could not close the fake store' in caplog.text
+
+
+async def test_release_closes_the_stores_but_keeps_them_and_spares_a_write(fake_backend):
+    from tests.support.fake_store import FakeSettings
+
+    idle = get_store(fake_backend, FakeSettings('idle'), owner='EIN-1')
+    busy = get_store(fake_backend, FakeSettings('busy'), owner='EIN-2')
+    other = get_store(fake_backend, FakeSettings('other'), owner='EIN-3')
+    async with in_use([busy]):
+        await release([idle, busy])
+        assert not busy.closed  # a write is using it
+    assert idle.closed
+    assert not other.closed  # not asked for
+    # Still the process's stores: the next use reconnects them.
+    assert get_store(fake_backend, FakeSettings('idle'), owner='EIN-1') is idle
+    assert len(open_stores()) == 3

@@ -29,6 +29,12 @@ async def _postgresql(request: pytest.FixtureRequest) -> AsyncIterator[Dict[str,
 
 
 @asynccontextmanager
+async def _pgbouncer(request: pytest.FixtureRequest) -> AsyncIterator[Dict[str, str]]:
+    # PostgreSQL through PgBouncer in transaction mode: no session state may be relied on.
+    yield {'STORAGE_BACKENDS': 'sql', 'DATABASE_URL': request.getfixturevalue('pgbouncer_url')}
+
+
+@asynccontextmanager
 async def _mongodb(request: pytest.FixtureRequest) -> AsyncIterator[Dict[str, str]]:
     # mongomock-motor behind the driver's client factory: no MongoDB server here.
     FakeMongo().install(request.getfixturevalue('monkeypatch'))
@@ -52,12 +58,12 @@ async def _dataapi(request: pytest.FixtureRequest) -> AsyncIterator[Dict[str, st
 
 #: backend name -> {target name: configuration}; a backend may be tested on several servers.
 _CONFIGURATIONS: Dict[str, Dict[str, Configuration]] = {
-    'sql': {'sql-sqlite': _sqlite, 'sql-postgresql': _postgresql},
+    'sql': {'sql-sqlite': _sqlite, 'sql-postgresql': _postgresql, 'sql-pgbouncer': _pgbouncer},
     'mongodb': {'mongodb': _mongodb},
     'dataapi': {'dataapi': _dataapi},
 }
 #: Targets that need a server this machine may not have.
-_MARKS = {'sql-postgresql': pytest.mark.postgres}
+_MARKS = {'sql-postgresql': pytest.mark.postgres, 'sql-pgbouncer': pytest.mark.postgres}
 
 
 def backend_targets() -> List[object]:

@@ -1,4 +1,5 @@
 """Counting the connections a process really holds open, to prove that pools get closed."""
+import os
 import time
 from typing import Callable
 
@@ -17,6 +18,17 @@ def established_to(port: int) -> int:
                     if int(fields[2].rsplit(':', 1)[1], 16) == port and fields[3] == '01':
                         count += 1
         except FileNotFoundError:
+            continue
+    return count
+
+
+def open_files(path: str) -> int:
+    """Descriptors of this process open on the file `path` (a SQLite database's connections)."""
+    count = 0
+    for fd in os.listdir('/proc/self/fd'):
+        try:
+            count += os.readlink(f'/proc/self/fd/{fd}') == path
+        except OSError:  # closed meanwhile
             continue
     return count
 

@@ -5,10 +5,17 @@ Records live in the store object, lost when the process ends: no use in producti
 shows what a backend must do, and that doing it passes tests/storage/test_backend_contract.py.
 """
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Dict, List, Optional
 
 from connect_mongodb_example.event_record import EventRecord
-from connect_mongodb_example.storage.base import EventFilter, EventStore
+from connect_mongodb_example.installation_record import InstallationRecord
+from connect_mongodb_example.storage.base import (
+    EventFilter,
+    EventStore,
+    PageCursor,
+    newest_first,
+)
 from connect_mongodb_example.variables import ConfigReader, Variable
 
 MEMORY_STORE_NAME = Variable(
@@ -31,14 +38,16 @@ class MemoryEventStore(EventStore):
 
     def __init__(self, settings: MemorySettings):
         self._settings = settings
-        # key -> record; the registry shares this store within the process.
+        # key -> record, and installation id -> its record; the registry shares this store
+        # within the process. No method awaits between reading and writing them, so racing
+        # tasks cannot both insert one key.
         self._records: Dict[str, EventRecord] = {}
+        self._installations: Dict[str, InstallationRecord] = {}
 
     def describe(self) -> str:
         return f'memory ({self._settings.name})'
 
     async def save(self, record: EventRecord) -> int:
-        # No await between reading and writing: racing deliveries cannot both insert.
         stored = self._records.get(record.key)
         if stored is None:
             stored = replace(record, delivery_count=1, request_json='')
@@ -57,24 +66,68 @@ class MemoryEventStore(EventStore):
         return sorted(found, key=lambda record: record.received_at)
 
     async def list_events(
-        self, where: EventFilter, *, limit: int, offset: int = 0,
+        self,
+        where: EventFilter,
+        *,
+        limit: int,
+        after: Optional[PageCursor] = None,
+        before: Optional[PageCursor] = None,
+        offset: int = 0,
+        full: bool = False,
     ) -> List[EventRecord]:
-        found = sorted(self._matching(where), key=lambda record: record.key)
-        found.sort(key=lambda record: record.last_received_at, reverse=True)
-        # Pages carry no request documents.
-        return [replace(record, request={}) for record in found[offset:offset + limit]]
+        found = sorted(self._matching(where), key=newest_first, reverse=True)
+        if after is not None:
+            found = [record for record in found if newest_first(record) < _place(after)]
+        if before is not None:
+            # The nearest newer ones: the end of the newer part.
+            found = [record for record in found if newest_first(record) > _place(before)]
+            found = found[max(0, len(found) - offset - limit):len(found) - offset]
+        else:
+            found = found[offset:offset + limit]
+        # Pages carry no request documents; an export (full) does.
+        return found if full else [replace(record, request={}) for record in found]
 
     async def count_events(self, where: EventFilter) -> int:
         return len(self._matching(where))
 
     def _matching(self, where: EventFilter) -> List[EventRecord]:
-        return [record for record in self._data.get(self._settings.name, {}).values()
+        return [record for record in self._records.values()
                 if record.installation_id == where.installation_id
                 and where.status in (None, record.status)
                 and where.request_id in (None, record.request_id)]
+
+    async def save_installation(self, installation: InstallationRecord) -> InstallationRecord:
+        stored = self._installations.get(installation.installation_id)
+        if stored is None or stored.changed_at <= installation.changed_at:
+            stored = self._installations[installation.installation_id] = installation
+        return stored
+
+    async def get_installation(self, installation_id: str) -> Optional[InstallationRecord]:
+        return self._installations.get(installation_id)
+
+    async def list_installations(self) -> List[InstallationRecord]:
+        return [self._installations[key] for key in sorted(self._installations)]
+
+    async def delete_events(
+        self,
+        *,
+        limit: int,
+        installation_id: Optional[str] = None,
+        received_before: Optional[datetime] = None,
+    ) -> int:
+        doomed = [key for key, record in self._records.items()
+                  if installation_id in (None, record.installation_id)
+                  and (received_before is None or record.received_at < received_before)]
+        for key in doomed[:limit]:
+            del self._records[key]
+        return len(doomed[:limit])
 
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
         return None
+
+
+def _place(cursor: PageCursor) -> tuple:
+    return cursor.received_at, cursor.key
