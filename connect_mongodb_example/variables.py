@@ -10,6 +10,9 @@ from typing import Dict, Iterable, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from connect_mongodb_example.errors import ConfigurationError
+from connect_mongodb_example.redaction import host_part_is_cut, redact_url
+
+_KIND_NAMES = {int: 'a whole number', float: 'a number'}
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class ConfigReader:
             value = kind(raw)
         except ValueError:
             raise ConfigurationError(
-                name, f'must be a {kind.__name__} between {minimum} and {maximum}, got {raw!r}',
+                name, f'must be {_KIND_NAMES[kind]} between {minimum} and {maximum}, got {raw!r}',
             ) from None
         if not minimum <= value <= maximum:
             raise ConfigurationError(name, f'must be between {minimum} and {maximum}, got {raw}')
@@ -104,7 +107,7 @@ class ConfigReader:
         if not value:
             return value
         name = self._lookup(var)[0]
-        shown = '(value hidden)' if var.secure else repr(value)
+        shown = '(value hidden)' if var.secure else repr(redact_url(value))
         try:
             parts = urlsplit(value)
         except ValueError:  # e.g. an unbalanced [ of an IPv6 address
@@ -114,6 +117,14 @@ class ConfigReader:
             raise ConfigurationError(
                 name, f'must be a URL starting with {" or ".join(s + "://" for s in allowed)}, '
                       f'got {shown}',
+            )
+        if host_part_is_cut(value):
+            # Read as written, part of the password would be taken for the host or the path,
+            # and shown wherever the host is (libpq, urllib and pymongo all cut it there).
+            raise ConfigurationError(
+                name, 'has an @ after its host part: percent-encode / ? # @ and : in the user '
+                      'name and password (urllib.parse.quote(password, safe="")) and any @ in '
+                      f'the path or query (%40), got {shown}',
             )
         try:
             host = parts.hostname

@@ -39,6 +39,8 @@ def test_equal_configuration_gives_equal_hashable_settings():
     ({'DATABASE_URL': 'postgresql://u:p@db:port/events'}, 'DATABASE_URL'),
     ({'DATABASE_URL': 'postgresql://u:p@[db/events'}, 'DATABASE_URL'),
     ({'DATABASE_POOL_SIZE': '0'}, 'DATABASE_POOL_SIZE'),
+    ({'STORAGE_IDLE_SECONDS': '-1'}, 'STORAGE_IDLE_SECONDS'),
+    ({'STORAGE_IDLE_SECONDS': 'never'}, 'STORAGE_IDLE_SECONDS'),
 ])
 def test_misconfiguration_names_the_variable(config, variable):
     with pytest.raises(ConfigurationError) as error:

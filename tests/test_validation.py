@@ -27,6 +27,14 @@ EVENT_DEFINITIONS = {
             'scheduled', 'revoking', 'revoked',
         ],
     },
+    # The object is the installation itself (what the runner passes to the handler).
+    'installation_status_change': {
+        'type': 'installation_status_change',
+        'group': 'Extensions',
+        'name': 'Installation status change',
+        'category': 'background',
+        'object_statuses': ['installed', 'uninstalled'],
+    },
 }
 
 
@@ -50,6 +58,42 @@ def validate(project_dir: Path) -> List[ValidationItem]:
 def test_project_passes_the_eaas_core_validators():
     errors = [item for item in validate(PROJECT_DIR) if item.level == 'ERROR']
     assert errors == []
+
+
+def test_the_installation_event_and_the_schedulable_are_declared():
+    events = {declared['event_type']: declared
+              for declared in extension.StatefulEventsApplication.get_events()}
+    assert events['installation_status_change'] == {
+        'method': 'handle_installation_status_change',
+        'event_type': 'installation_status_change',
+        'statuses': ['installed', 'uninstalled'],
+    }
+    [schedulable] = extension.StatefulEventsApplication.get_schedulables()
+    assert schedulable['method'] == 'run_data_lifecycle'
+    assert schedulable['name'] == 'Data lifecycle'
+    assert 'installation_id' in schedulable['description']
+
+
+def test_validators_catch_an_event_connect_does_not_define(monkeypatch):
+    """A control: without Connect's definition of the installation event, its declaration
+    is an ERROR, so the run above did check it against the definition."""
+    monkeypatch.delitem(EVENT_DEFINITIONS, 'installation_status_change')
+    errors = [item.message for item in validate(PROJECT_DIR) if item.level == 'ERROR']
+    assert errors == ['The event type *installation_status_change* is not valid.']
+
+
+def test_validators_catch_a_schedulable_with_a_bad_signature(monkeypatch):
+    """A control: the schedulable's signature is checked."""
+    async def run_data_lifecycle(self):  # the schedule argument is missing
+        return None
+
+    run_data_lifecycle.__dict__.update(
+        extension.StatefulEventsApplication.run_data_lifecycle.__dict__)
+    monkeypatch.setattr(extension.StatefulEventsApplication, 'run_data_lifecycle',
+                        run_data_lifecycle)
+    errors = [item.message for item in validate(PROJECT_DIR) if item.level == 'ERROR']
+    assert any('run_data_lifecycle' in message and 'invalid signature' in message
+               for message in errors), errors
 
 
 def test_validators_catch_a_bad_variable_declaration(monkeypatch):

@@ -24,7 +24,7 @@ def test_required_names_the_variable_and_its_aliases():
 
 
 @pytest.mark.parametrize(('raw', 'problem'), [
-    ('eight', "must be a int between 1 and 10, got 'eight'"),
+    ('eight', "must be a whole number between 1 and 10, got 'eight'"),
     ('0', 'must be between 1 and 10, got 0'),
     ('11', 'must be between 1 and 10, got 11'),
 ])
