@@ -33,7 +33,8 @@ class EventRecord:
     `request id:status:updated`, prefixed with `installation id/` for an installation's event.
 
     Each field says how it is stored (see `record_fields`); the backends derive their
-    columns and documents from these lines.
+    columns and documents from these lines. A field may also say what people call it
+    (`label`, the Events page's column heading); otherwise its name does.
     """
 
     key: str = text(512)
@@ -45,10 +46,10 @@ class EventRecord:
     product_id: Optional[str] = text(128, source=from_request('asset', 'product', 'id'))
     installation_id: Optional[str] = text(128, source=from_installation('id'))
     account_id: Optional[str] = text(128, source=from_installation('owner', 'id'))
-    received_at: datetime = moment()
+    received_at: datetime = moment(label='First received')
     # Maintained by the storage: a new record starts at its received time and at 1.
-    last_received_at: Optional[datetime] = moment(latest=True)
-    delivery_count: int = counter()
+    last_received_at: Optional[datetime] = moment(latest=True, label='Last received')
+    delivery_count: int = counter(label='Deliveries')
     request: Dict[str, Any] = document()
     #: `request` as compact JSON, encoded once when the record is built (empty when read
     #: back); not a stored field of its own.

@@ -2,81 +2,39 @@
 the JSON API, and that it only ever shows the calling installation's events."""
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Optional
+import re
+from datetime import timedelta
+from typing import Iterator, List
 
 import pytest
 from connect.eaas.core.testing.testclient import WebAppTestClient
 
-from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.event_views import LISTED_FIELDS, PAGE_COLUMNS
+from connect_mongodb_example.installation_record import INSTALLED, UNINSTALLED, InstallationRecord
 from connect_mongodb_example.storage import registry
-from connect_mongodb_example.storage.registry import close_all, stores_for
-from connect_mongodb_example.webapp import EventsWebApplication
+from connect_mongodb_example.storage.registry import close_all
+from connect_mongodb_example.webapp import MAX_OFFSET, STATUSES, EventsWebApplication
 from tests.storage.mongo_fakes import FakeMongo
-from tests.support.backends import backend_config, backend_targets
 from tests.support.delivery import open_stores
-from tests.support.records import purchase_record
-from tests.support.requests import purchase_request
+from tests.support.web import MINE, T0, THEIRS, Web, links, web_for, web_targets
 
 CHANGES = 50
-MINE = 'EIN-1111-1111-1111'
-THEIRS = 'EIN-2222-2222-2222'
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 LISTED = {'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
           'account_id', 'delivery_count', 'received_at', 'last_received_at'}
+#: What connect-ui-toolkit 31.1.0's fastApiTableAdapter reads the total with
+#: (static/vendor/connect-ui-toolkit/31.1.0/tools/fastApi/index.js).
+ADAPTER_TOTAL = re.compile(r'\w+ \d+-\d+\/(\d+)')
 
 
-class Web:
-    """A WebAppTestClient with a backend behind it: `get` calls as an installation's user."""
-
-    def __init__(self, client: WebAppTestClient, config: Dict[str, str]):
-        self.client = client
-        self.config = config
-
-    def get(self, path: str, installation: Optional[str] = MINE, **kwargs: Any) -> Any:
-        kwargs.setdefault('config', self.config)
-        if installation is not None:
-            kwargs['installation'] = {'id': installation}
-        return self.client.get(path, **kwargs)
-
-    def save(self, installation: Optional[str], request_id: str, status: str, seconds: int,
-             updated: Optional[str] = None) -> None:
-        """Store one event as the events application would (in the client's event loop,
-        where the process-wide stores live)."""
-        record = purchase_record(
-            purchase_request(request_id, status=status, updated=updated or f'u{seconds}'),
-            installation={'id': installation, 'owner': {'id': 'VA-000-001'}}
-            if installation else None,
-            received_at=T0 + timedelta(seconds=seconds),
-        )
-
-        async def save() -> None:
-            for store in stores_for(load_settings(self.config)):
-                await store.save(record)
-
-        self.client.portal.call(save)
-
-
-@pytest.fixture(params=backend_targets())
+@pytest.fixture(params=web_targets())
 def web(request) -> Iterator[Web]:
-    yield from _web(request.param, request)
+    yield from web_for(request.param, request)
 
 
 @pytest.fixture
-def sqlite_web(request) -> Iterator[Web]:
+def any_web(request) -> Iterator[Web]:
     """For what happens before any read: one backend is enough."""
-    yield from _web('sql-sqlite', request)
-
-
-def _web(target: str, request) -> Iterator[Web]:
-    with WebAppTestClient(EventsWebApplication) as client:
-        # The backend's server (if any) runs in the client's event loop, like the stores.
-        configured = client.portal.wrap_async_context_manager(backend_config(target, request))
-        with configured as config:
-            try:
-                yield Web(client, config)
-            finally:
-                client.portal.call(close_all)
+    yield from web_for('fake', request)
 
 
 @pytest.fixture
@@ -104,8 +62,10 @@ def test_events_are_the_installations_newest_first(stored):
     assert listed(response) == [('PR-0001', 'approved'), ('PR-0002', 'pending'),
                                 ('PR-0001', 'pending')]
     assert response.headers['content-range'] == 'items 0-2/3'
+    assert response.headers['x-total-count'] == '3'
+    assert links(response) == {}  # one page: nothing before or after it
     first = response.json()[0]
-    assert set(first) == LISTED
+    assert set(first) == LISTED == set(LISTED_FIELDS)
     assert first == {
         'key': f'{MINE}/PR-0001:approved:u3', 'request_id': 'PR-0001', 'status': 'approved',
         'updated': 'u3', 'event_type': 'asset_purchase_request_processing',
@@ -116,12 +76,84 @@ def test_events_are_the_installations_newest_first(stored):
 
 
 def test_events_page_with_limit_and_offset(stored):
+    """What connect-ui-toolkit's FastAPI table adapter sends (limit, offset = limit x (page -
+    1), the filters) and reads (the total at the end of Content-Range) keeps working."""
     response = stored.get('/api/events?limit=2&offset=1')
     assert listed(response) == [('PR-0002', 'pending'), ('PR-0001', 'pending')]
     assert response.headers['content-range'] == 'items 1-2/3'
+    assert ADAPTER_TOTAL.match(response.headers['content-range']).group(1) == '3'
     beyond = stored.get('/api/events?limit=2&offset=3')
     assert listed(beyond) == []
     assert beyond.headers['content-range'] == 'items 3-3/3'
+    page_two = stored.get('/api/events?limit=2&offset=2&status=')
+    assert listed(page_two) == [('PR-0001', 'pending')]
+    assert ADAPTER_TOTAL.match(page_two.headers['content-range']).group(1) == '3'
+
+
+def test_pages_walk_by_cursor_both_ways(stored):
+    """Each page links the next (after its last event) and the previous one (before its
+    first), with the filters and the page size; walking them visits every event once."""
+    for number in range(4, 11):
+        stored.save(MINE, f'PR-{number:04d}', 'pending', number * 10)
+    everything = [item['key'] for item in stored.get('/api/events?limit=200').json()]
+    assert len(everything) == 10
+
+    walked, response, pages = [], stored.get('/api/events?limit=3'), []
+    while True:
+        assert response.headers['x-total-count'] == '10'
+        pages.append([item['key'] for item in response.json()])
+        walked.extend(pages[-1])
+        if 'next' not in links(response):
+            break
+        response = stored.get(links(response)['next'])
+        # A cursor page cannot know its offset: no Content-Range, the total apart.
+        assert 'content-range' not in response.headers
+    assert walked == everything
+    assert [len(page) for page in pages] == [3, 3, 3, 1]
+
+    # And back from the last page, by the prev links, to the first.
+    back = []
+    while 'prev' in links(response):
+        response = stored.get(links(response)['prev'])
+        back.insert(0, [item['key'] for item in response.json()])
+    assert back == pages[:-1]
+    assert 'limit=3' in links(response)['next']
+
+
+def test_cursor_links_keep_the_filters(stored):
+    for number in range(4, 8):
+        stored.save(MINE, f'PR-{number:04d}', 'pending', number * 10)
+    first = stored.get('/api/events?status=pending&limit=2')
+    assert first.headers['x-total-count'] == '6'
+    following = links(first)['next']
+    assert 'status=pending' in following
+    assert 'limit=2' in following
+    second = stored.get(following)
+    assert {item['status'] for item in second.json()} == {'pending'}
+    assert [item['key'] for item in first.json() + second.json()] == [
+        item['key'] for item in stored.get('/api/events?status=pending&limit=4').json()]
+
+
+def test_a_cursor_keeps_its_place_while_events_arrive(stored):
+    """New events come first: a page reached by cursor is the same page, however many."""
+    first = stored.get('/api/events?limit=2')
+    second = stored.get(links(first)['next'])
+    stored.save(MINE, 'PR-0100', 'pending', 100)
+    stored.save(MINE, 'PR-0001', 'pending', 101, updated='u1')  # a redelivery
+    again = stored.get(links(first)['next'])
+    assert listed(again) == listed(second) == [('PR-0001', 'pending')]
+    assert again.json()[0]['delivery_count'] == 2
+    assert again.headers['x-total-count'] == '4'
+
+
+def test_offset_pages_are_bounded_and_deeper_pages_use_the_cursor(any_web):
+    response = any_web.get('/api/events?offset=9223372036854775808')
+    assert response.status_code == 400
+    detail = response.json()['detail']
+    assert detail.startswith('offset: ')
+    assert 'after=' in detail
+    assert any_web.get(f'/api/events?offset={MAX_OFFSET + 1}').status_code == 400
+    assert any_web.get(f'/api/events?offset={MAX_OFFSET}').status_code == 200
 
 
 def test_events_filter_by_status_and_request(stored):
@@ -136,40 +168,84 @@ def test_events_filter_by_status_and_request(stored):
     assert len(stored.get('/api/events?status=&request_id=').json()) == 3
 
 
+def test_the_request_filter_is_the_whole_id(stored):
+    for partial in ('PR-000', 'PR-0001 '[:-2], '0001', 'pr-0001', 'PR-0001-'):
+        assert listed(stored.get(f'/api/events?request_id={partial}')) == [], partial
+    # Spaces around it are not part of an id (pasted from elsewhere).
+    assert len(stored.get('/api/events?request_id=%20PR-0002%20').json()) == 1
+
+
 def test_no_events_is_an_empty_page(web):
     response = web.get('/api/events')
     assert listed(response) == []
     assert response.headers['content-range'] == 'items 0-0/0'
+    assert response.headers['x-total-count'] == '0'
 
 
-def test_a_redelivery_counts_and_comes_first(stored):
+def test_a_redelivery_counts_and_keeps_its_place(stored):
+    """Pages are ordered by first receipt: a redelivery does not move an event."""
     stored.save(MINE, 'PR-0001', 'pending', 60, updated='u1')
-    [first, *_] = stored.get('/api/events').json()
-    assert (first['request_id'], first['status'], first['delivery_count']) == (
-        'PR-0001', 'pending', 2)
-    assert first['received_at'] == '2026-11-20T10:00:01Z'
-    assert first['last_received_at'] == '2026-11-20T10:01:00Z'
-    assert stored.get('/api/events').headers['content-range'] == 'items 0-2/3'
+    response = stored.get('/api/events')
+    assert listed(response) == [('PR-0001', 'approved'), ('PR-0002', 'pending'),
+                                ('PR-0001', 'pending')]
+    last = response.json()[-1]
+    assert last['delivery_count'] == 2
+    assert last['received_at'] == '2026-11-20T10:00:01Z'
+    assert last['last_received_at'] == '2026-11-20T10:01:00Z'
+    assert response.headers['content-range'] == 'items 0-2/3'
 
 
 @pytest.mark.parametrize(('query', 'parameter'), [
     ('status=done', 'status'), ('status=PENDING', 'status'), ('limit=0', 'limit'),
     ('limit=201', 'limit'), ('limit=ten', 'limit'), ('offset=-1', 'offset'),
+    ('after=nonsense!', 'after'), ('before=e30', 'before'),
 ])
-def test_bad_parameters_are_refused_naming_them(sqlite_web, query, parameter):
-    response = sqlite_web.get(f'/api/events?{query}')
+def test_bad_parameters_are_refused_naming_them(any_web, query, parameter):
+    response = any_web.get(f'/api/events?{query}')
     assert response.status_code in (400, 422)
     assert parameter in json.dumps(response.json())
 
 
-def test_every_status_the_events_application_subscribes_to_can_be_filtered_on(sqlite_web):
+def test_every_status_of_a_stored_event_type_can_be_filtered_on(any_web):
     from connect_mongodb_example.extension import StatefulEventsApplication
+    from connect_mongodb_example.installation_events import INSTALLATION_STATUS_CHANGE
 
-    subscribed = {status for declared in StatefulEventsApplication.get_events()
-                  for status in declared['statuses']}
-    for status in sorted(subscribed):
-        response = sqlite_web.get(f'/api/events?status={status}')
+    declared = StatefulEventsApplication.get_events()
+    stored = {status for event in declared if event['event_type'] != INSTALLATION_STATUS_CHANGE.name
+              for status in event['statuses']}
+    assert stored == set(STATUSES)
+    for status in sorted(stored):
+        response = any_web.get(f'/api/events?status={status}')
         assert response.status_code == 200, (status, response.text)
+    # Installation status changes are subscribed to as well, but kept as installation
+    # records: no event of the page has their statuses.
+    assert INSTALLATION_STATUS_CHANGE.name in {event['event_type'] for event in declared}
+    for status in INSTALLATION_STATUS_CHANGE.statuses:
+        assert status not in STATUSES
+        response = any_web.get(f'/api/events?status={status}')
+        assert response.status_code == 400, (status, response.text)
+
+
+# -- GET /api/schema ---------------------------------------------------------------------------
+
+def test_the_schema_gives_the_page_its_columns_and_statuses(any_web):
+    response = any_web.get('/api/schema')
+    assert response.status_code == 200, response.text
+    schema = response.json()
+    fields = {field['name']: field for field in schema['fields']}
+    assert list(fields) == list(LISTED_FIELDS)
+    assert schema['columns'] == list(PAGE_COLUMNS)
+    # Labels: declared beside the field, or derived from its name.
+    assert [fields[name]['label'] for name in schema['columns']] == [
+        'Request', 'Status', 'Updated', 'Asset', 'Product', 'Account', 'Deliveries',
+        'Last received']
+    assert fields['received_at'] == {'name': 'received_at', 'label': 'First received',
+                                     'kind': 'time'}
+    assert fields['delivery_count']['kind'] == 'count'
+    assert fields['event_type'] == {'name': 'event_type', 'label': 'Event type',
+                                    'kind': 'text'}
+    assert schema['statuses'] == list(STATUSES)
+    assert schema['export_formats'] == ['csv', 'ndjson']
 
 
 # -- GET /api/requests/{id}/timeline -----------------------------------------------------------
@@ -194,6 +270,41 @@ def test_timeline_of_an_unknown_request_is_404(stored):
     response = stored.get('/api/requests/PR-9999/timeline')
     assert response.status_code == 404
     assert 'PR-9999' in response.json()['detail']
+
+
+# -- GET /api/installation --------------------------------------------------------------------
+
+def test_the_installation_view_gives_the_data_policy(web):
+    response = web.get('/api/installation')
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        'installation_id': MINE, 'retention_days': None, 'on_uninstall': 'keep',
+        'purge_grace_days': 30, 'status': None, 'changed_at': None, 'purge_after': None,
+        'purged_at': None,
+    }
+
+
+def test_the_installation_view_says_when_a_purge_is_due(web):
+    policy = {**web.config, 'ON_UNINSTALL': 'purge', 'PURGE_GRACE_DAYS': '10',
+              'EVENTS_RETENTION_DAYS': '90'}
+    web.save_installation(InstallationRecord(
+        MINE, UNINSTALLED, T0, account_id='VA-000-001', purge_after=T0 + timedelta(days=10)))
+    web.save_installation(InstallationRecord(THEIRS, INSTALLED, T0))
+    mine = web.get('/api/installation', config=policy).json()
+    assert mine == {
+        'installation_id': MINE, 'retention_days': 90, 'on_uninstall': 'purge',
+        'purge_grace_days': 10, 'status': 'uninstalled', 'changed_at': '2026-11-20T10:00:00Z',
+        'purge_after': '2026-11-30T10:00:00Z', 'purged_at': None,
+    }
+    theirs = web.get('/api/installation', installation=THEIRS, config=policy).json()
+    assert (theirs['status'], theirs['purge_after']) == ('installed', None)
+
+    # Once purged, nothing is due any more.
+    web.save_installation(InstallationRecord(
+        MINE, UNINSTALLED, T0, purge_after=T0 + timedelta(days=10),
+        purged_at=T0 + timedelta(days=10, hours=1)))
+    purged = web.get('/api/installation', config=policy).json()
+    assert (purged['purge_after'], purged['purged_at']) == (None, '2026-11-30T11:00:00Z')
 
 
 # -- GET /api/storage --------------------------------------------------------------------------

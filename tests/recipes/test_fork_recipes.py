@@ -6,7 +6,14 @@ from connect_mongodb_example.event_record import build_record
 from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.settings import load_settings
 from connect_mongodb_example.storage.registry import close_all, stores_for
-from tests.support.fork import insert_after, insert_before, make_fork, recipe_blocks, run_in_fork
+from tests.support.fork import (
+    insert_after,
+    insert_before,
+    last_migration,
+    make_fork,
+    recipe_blocks,
+    run_in_fork,
+)
 
 PACKAGE = 'connect_mongodb_example'
 CUSTOMER_ID = 'TA-0-7251-3930-7482'  # tests/support/requests.py
@@ -32,7 +39,8 @@ async def test_add_a_field_to_the_record(tmp_path, postgres_url, purchase_reques
     field, migration = recipe_blocks('Add a field to the record')
     fork = make_fork(tmp_path / 'fork')
     insert_after(fork / PACKAGE / 'event_record.py', '    account_id: ', field)
-    insert_after(fork / PACKAGE / 'storage' / 'sql_schema.py', '    (3, _add_counts),', migration)
+    insert_after(fork / PACKAGE / 'storage' / 'sql_schema.py', '    (6, _count_deletes),',
+                 migration)
 
     # Every backend stores and reads back every declared field, the new one included.
     contract = run_in_fork(fork, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--no-cov',
@@ -46,6 +54,30 @@ async def test_add_a_field_to_the_record(tmp_path, postgres_url, purchase_reques
         # A page of the Events page's API lists it, read from the new column.
         'listed': {'sqlite': CUSTOMER_ID, 'postgresql': CUSTOMER_ID},
     }
+
+
+def test_add_a_column_to_the_page(tmp_path, sqlite_url):
+    [field, migration] = recipe_blocks('Add a field to the record')
+    [column] = recipe_blocks('Add a column to the page')
+    fork = make_fork(tmp_path / 'fork')
+    insert_after(fork / PACKAGE / 'event_record.py', '    account_id: ', field)
+    insert_after(fork / PACKAGE / 'storage' / 'sql_schema.py', last_migration(fork), migration)
+    insert_after(fork / PACKAGE / 'event_views.py', "    'account_id',", column)
+
+    shown = json.loads(last_line(run_in_fork(
+        fork, '-m', 'tests.recipes.in_fork_column', env={'DATABASE_URL': sqlite_url})))
+    assert shown == {
+        'columns': [['request_id', 'Request'], ['status', 'Status'], ['updated', 'Updated'],
+                    ['asset_id', 'Asset'], ['product_id', 'Product'], ['account_id', 'Account'],
+                    ['customer_id', 'Customer'], ['delivery_count', 'Deliveries'],
+                    ['last_received_at', 'Last received']],
+        'listed': CUSTOMER_ID,
+    }
+    # The page itself has no column of its own to change (tests/e2e/test_web_fork_e2e.py
+    # shows the new one in a browser, through the runner).
+    static = fork / PACKAGE / 'static'
+    assert 'account_id' not in (static / 'events.js').read_text() + (
+        static / 'index.html').read_text()
 
 
 def test_add_a_storage_backend(tmp_path):
@@ -85,6 +117,9 @@ def test_handle_another_event_type(tmp_path, sqlite_url):
         {'method': 'handle_asset_purchase_request_processing',
          'event_type': 'asset_purchase_request_processing',
          'statuses': list(PURCHASE_REQUEST.statuses)},
+        {'method': 'handle_installation_status_change',
+         'event_type': 'installation_status_change',
+         'statuses': ['installed', 'uninstalled']},
     ]
     done, refused, purchase = outcome['results']
     assert done == ['success', None]

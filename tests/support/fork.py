@@ -47,6 +47,14 @@ def recipe_blocks(title: str) -> List[str]:
     return blocks
 
 
+def last_migration(fork: Path) -> str:
+    """The line of the newest migration in the fork's MIGRATIONS (sql_schema.py): the anchor
+    after which a recipe appends its own."""
+    schema = fork / 'connect_mongodb_example' / 'storage' / 'sql_schema.py'
+    return [line for line in schema.read_text().splitlines()
+            if re.match(r' {4}\(\d+, ', line)][-1]
+
+
 def insert_after(path: Path, anchor: str, text: str, *, before: bool = False) -> None:
     """Insert `text` after (or before) the one line of `path` that starts with `anchor`."""
     lines = path.read_text().splitlines(keepends=True)
