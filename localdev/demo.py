@@ -1,9 +1,12 @@
 """`make demo`: the real extension runner processes sample events offline, and they are stored.
 
-Starts the Connect emulation and `cextrun`, delivers every event file of demo/events/,
-waits for every result, stops the runner, then reads back what the extension stored
-(through its own storage interface) and prints it. Exits 1 if an event that should have been
-stored was not (an event its input says to skip or fail is not a failure), 2 on bad input.
+Seeds the history of demo/events/history/ into the storage, starts the Connect emulation
+and `cextrun`, delivers every event file of demo/events/ (purchase requests, installation
+status changes, runs of the data lifecycle job), waits for every result, stops the runner,
+then reads back what the extension stored (through its own storage interface) and prints
+it. Exits 1 if something that should have happened did not (an event not stored, a job
+that failed or left due events; an event its input says to skip or fail is no failure), 2
+on bad input.
 
     python -m localdev.demo --help
 """
@@ -14,7 +17,6 @@ import difflib
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import time
@@ -30,14 +32,20 @@ from localdev.connect_emulator import (
     Delivery,
     Event,
     EventFileError,
-    load_events,
+    InstallationChange,
+    Item,
+    ScheduleRun,
+    load_items,
 )
 from localdev.connect_emulator.events import load_event
 from localdev.connect_emulator.portal import LocalPortal
 from localdev.connect_emulator.protocol import variable_values
 from localdev.connect_emulator.websocket import RunnerDisconnected
+from localdev.demo_history import HISTORY_AGE_DAYS, history_events, seed_history
+from localdev.demo_report import Table, exit_code, page_line, report_lines
+from localdev.demo_session import DemoSession, JobRow, Readback
+from localdev.demo_summary import job_lines, remaining_counts, summary
 from localdev.offline import REPO_ROOT, RunnerNotReady, offline_runner
-from localdev.readback import StoredEvent, read_back
 from localdev.runner_process import RunnerExited, log_tail
 
 DEMO_DIR = REPO_ROOT / '.demo'
@@ -86,6 +94,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--log-file', type=Path, default=DEFAULT_LOG, metavar='FILE',
         help='runner and emulation log (default: .demo/runner.log)',
+    )
+    parser.add_argument(
+        '--schedule', nargs='?', const='', default=None, metavar='INSTALLATION',
+        help="after the events, run the extension's schedulable method (the data lifecycle "
+             'job) once, as its schedule would; with an installation id (EIN-...), the '
+             "schedule's parameter names it and the job handles that installation only",
     )
     parser.add_argument(
         '--keep-running', action='store_true',
@@ -236,46 +250,63 @@ async def run_until_signal(options: argparse.Namespace) -> int:
 
 
 async def run(options: argparse.Namespace) -> int:
-    events = load_events(options.events)
+    items = load_items(options.events)
+    history = history_events(options.events)
+    if options.schedule is not None:
+        parameter = {'installation_id': options.schedule} if options.schedule else {}
+        items.append(ScheduleRun(parameter=parameter, source='--schedule'))
     variables = load_variables(options.variables, options.assignments)
     check_variables(variables)
     if not options.keep_data:
         clear_scratch_database(variables)
     deadline = time.monotonic() + options.timeout
     log_path = options.log_file
+    seeding_problems = await seed_history(
+        history, variable_values(variable_declarations(), variables))
+    if history:
+        print(f'Seeded {len(history)} history events into the storage, as received '
+              f'{HISTORY_AGE_DAYS} days ago.')
     print(f'Starting the Connect emulation and the extension runner (log: {log_path}) ...')
     started = time.monotonic()
+    table = Table()
     async with offline_runner(
         variables=variables, log_path=log_path, ready_timeout=options.timeout,
         debug=options.debug, instances=options.instances,
         api_latency=options.api_latency_ms / 1000,
-    ) as emulator, LocalPortal(emulator) as portal:
-        deliveries = sum(event.deliveries for event in events)
-        print(f'Runner ready after {time.monotonic() - started:.1f}s; delivering '
-              f'{len(events)} events ({deliveries} deliveries) from {options.events} ...')
-        print(f'Events pages: {portal.url} (served while the demo runs; --keep-running '
-              f'keeps them up)')
-        delivered = await _deliver_before(emulator, events, deadline)
-        if options.keep_running:
-            print_report(await read_back(delivered, emulator.effective_variables()))
-            await print_portal(emulator, portal)
-            await watch_events(emulator, options.events)
-            return 0
+    ) as emulator:
+        session = DemoSession(emulator, history, seeding_problems)
+        async with LocalPortal(emulator, actions=PortalActions(session, table)) as portal:
+            print(f'Runner ready after {time.monotonic() - started:.1f}s; delivering '
+                  f'{describe_items(items)} from {options.events} ...')
+            print(f'Events pages: {portal.url} (served while the demo runs; --keep-running '
+                  f'keeps them up)')
+            await _deliver_before(session, items, deadline)
+            if options.keep_running:
+                print_report(await session.read_back(), table)
+                await print_portal(emulator, portal)
+                await watch_events(session, options.events, table)
+                return 0
     # The runner is stopped: what is read now has outlived it.
-    rows = await read_back(delivered, emulator.effective_variables())
-    print_report(rows)
+    readback = await session.read_back()
+    print_report(readback, table)
     _warn_unknown_calls(emulator)
-    code = exit_code(rows)
+    code = exit_code(readback.rows)
     if code:
-        print(f"Not every event that should be stored was; the runner's side is in {log_path}.",
-              file=sys.stderr)
+        print(f"Not everything that should have happened did; the runner's side is in "
+              f'{log_path}.', file=sys.stderr)
     return code
 
 
-def exit_code(rows: List[StoredEvent]) -> int:
-    """0 when every event got the outcome its input calls for (a draft request skipped is
-    right), 1 when an event that should have been stored was not."""
-    return 1 if any(row.missing for row in rows) else 0
+def describe_items(items: List[Item]) -> str:
+    """'8 events (9 deliveries), 1 installation status change and 1 job run'."""
+    events = [item for item in items if isinstance(item, Event)]
+    parts = [f'{len(events)} events ({sum(event.deliveries for event in events)} deliveries)']
+    for kind, name in ((InstallationChange, 'installation status change'),
+                       (ScheduleRun, 'job run')):
+        count = sum(isinstance(item, kind) for item in items)
+        if count:
+            parts.append(f'{count} {name}{"s" if count > 1 else ""}')
+    return ' and '.join([', '.join(parts[:-1]), parts[-1]]) if len(parts) > 1 else parts[0]
 
 
 def print_log_excerpt(log_path: Path, problems_only: bool) -> None:
@@ -290,17 +321,17 @@ def print_log_excerpt(log_path: Path, problems_only: bool) -> None:
 
 
 async def _deliver_before(
-    emulator: ConnectEmulator, events: List[Event], deadline: float,
+    session: DemoSession, items: List[Item], deadline: float,
 ) -> List[Delivery]:
     remaining = max(deadline - time.monotonic(), 0.1)
     try:
-        return await asyncio.wait_for(emulator.deliver_all(events), remaining)
+        return await asyncio.wait_for(session.deliver(items), remaining)
     except asyncio.TimeoutError:
-        answered = {id(delivery.event) for delivery in emulator.deliveries}
-        missing = [event for event in events if id(event) not in answered]
+        answered = {id(delivery.event) for delivery in session.emulator.deliveries}
+        missing = [item for item in items if id(item) not in answered]
         raise DemoFailed(
-            f'{len(missing)} of {len(events)} events got no result before the timeout: '
-            + ', '.join(f'{event.request_id} ({event.status})' for event in missing)
+            f'{len(missing)} of {len(items)} events got no result before the timeout: '
+            + ', '.join(f'{item.subject} ({getattr(item, "status", "job")})' for item in missing)
             + ' (try a longer --timeout; the log says what the runner was doing)',
         ) from None
 
@@ -317,7 +348,7 @@ async def print_portal(emulator: ConnectEmulator, portal: LocalPortal) -> None:
           f'timelines, read back by the web application of the extension through the runner.')
 
 
-async def watch_events(emulator: ConnectEmulator, directory: Path) -> None:
+async def watch_events(session: DemoSession, directory: Path, table: Table) -> None:
     """Deliver event files as they are added or changed, until interrupted."""
     print(f'\nWatching {directory} for new or changed event files; Ctrl+C to stop.')
     seen = _snapshot(directory)
@@ -325,7 +356,7 @@ async def watch_events(emulator: ConnectEmulator, directory: Path) -> None:
         await asyncio.sleep(WATCH_INTERVAL_SECONDS)
         current = _snapshot(directory)
         for path in sorted(set(current.items()) - set(seen.items())):
-            await _deliver_file(emulator, Path(path[0]))
+            await _deliver_file(session, Path(path[0]), table)
         seen = current
 
 
@@ -337,164 +368,42 @@ def _snapshot(directory: Path) -> Dict[str, int]:
     return snapshot
 
 
-async def _deliver_file(emulator: ConnectEmulator, path: Path) -> None:
+async def _deliver_file(session: DemoSession, path: Path, table: Table) -> None:
     try:
-        delivery = await emulator.deliver(load_event(path))
+        await deliver_and_print(session, load_event(path), table)
     except EventFileError as error:
         print(f'  skipped: {error}')
-        return
-    rows = await read_back([delivery], emulator.effective_variables())
-    print_report(rows, header=False)
 
 
-# -- the report -------------------------------------------------------------------------------
-
-#: README's outcome table calls a task result by the BackgroundResponse that makes it; the
-#: runner reports `done()` as "success". The table uses README's words.
-OUTCOME_NAMES = {'success': 'done'}
-REASON_WIDTH = 60
-COLUMNS = ('request', 'status', 'installation', 'account', 'stored', 'outcome', 'reason')
-
-
-def report_lines(rows: List[StoredEvent], header: bool = True) -> List[str]:
-    """The table, one short reason per event; below it, each whole error once."""
-    errors: List[str] = []  # numbered by position: the table refers to them as [n]
-    table = [_cells(row, errors) for row in rows]
-    columns = (*COLUMNS[:4], _stored_title(rows), *COLUMNS[5:])
-    widths = [max([len(title)] + [len(cells[i]) for cells in table])
-              for i, title in enumerate(columns)]
-    lines = []
-    if header:
-        lines.append('  '.join(
-            title.ljust(width) for title, width in zip(columns, widths)).rstrip())
-        lines.append('  '.join('-' * width for width in widths))
-    lines.extend('  '.join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
-                 for cells in table)
-    for number, error in enumerate(errors, 1):
-        events = [f'{row.delivery.event.request_id} ({row.delivery.event.status})'
-                  for row in rows if error in _reasons(row)]
-        lines.append(f'  [{number}] {error}')
-        lines.extend(_hints(error))
-        shown = 'all' if len(events) == len(rows) > 1 else ', '.join(events)
-        lines.append(f'      events: {shown}')
-    if any(result.result == 'reschedule' for row in rows for result in row.delivery.results):
-        lines.append('  reschedule: Connect would deliver the event again after the countdown; '
-                     'the emulation does not.')
-    return lines
+async def deliver_and_print(session: DemoSession, item: Item, table: Table) -> Readback:
+    """Deliver one item while the demo runs on; print its rows under the table."""
+    readback = await session.read_back(await session.deliver([item]))
+    print('\n'.join(report_lines(readback.rows, table, header=False)))
+    jobs = [row for row in readback.rows if isinstance(row, JobRow) and not row.delivery.not_sent]
+    for row in jobs:
+        print('\n'.join(job_lines(row, readback.settings)))
+    if jobs:
+        print(f'Events stored now, per installation: {remaining_counts(readback)}.')
+    return readback
 
 
+class PortalActions:
+    """What the local portal's buttons do in the demo: deliver the item through the session
+    (read back before and after), print its rows, and say in one line what happened."""
 
-def _stored_title(rows: List[StoredEvent]) -> str:
-    """'stored', or with several backends the order of the counts: 'stored (sql / mongodb)'."""
-    names = next((list(row.records) for row in rows if row.records), [])
-    if len(names) < 2:
-        return 'stored'
-    return f'stored ({" / ".join(_backend_name(name) for name in names)})'
+    def __init__(self, session: DemoSession, table: Table):
+        self.session = session
+        self.table = table
 
-
-def _backend_name(description: str) -> str:
-    return description.split(' ', 1)[0]
-
-
-def _cells(row: StoredEvent, errors: List[str]) -> List[str]:
-    event = row.delivery.event
-    if row.expected != 'done' and not row.records:
-        counts = ['-']
-    else:
-        counts = [
-            'NOT STORED' if record is None else f'{record.delivery_count}x'
-            for record in row.records.values()
-        ] or ['NOT STORED']
-    outcomes = ', '.join(OUTCOME_NAMES.get(result.result, result.result)
-                         for result in row.delivery.results)
-    return [
-        event.request_id, event.status, event.installation_id or '-', event.account_id or '-',
-        ' / '.join(counts), outcomes, _short_reason(row, errors),
-    ]
+    async def deliver(self, item: Item) -> str:
+        readback = await deliver_and_print(self.session, item, self.table)
+        return '; '.join(page_line(row) for row in readback.rows)
 
 
-def _reasons(row: StoredEvent) -> List[str]:
-    """Why the event got its outcome, the most telling first: the extension's or the
-    runner's message, then what reading it back said. None when it was simply stored."""
-    reasons = []
-    outcomes = {result.result for result in row.delivery.results}
-    if row.expected != 'done' and outcomes <= {row.expected}:
-        reasons.append(f'as expected: {row.expected_reason}')
-    for result in row.delivery.results:
-        if result.result in ('success', 'reschedule') or result.result == row.expected:
-            continue
-        # For a retry the message is a traceback: its last line names the error.
-        lines = (result.message or '').strip().splitlines()
-        reasons.append(f'{result.result}: {lines[-1] if lines else "(no message)"}')
-    if row.problem:
-        reasons.append(row.problem)
-    if row.missing and not reasons:
-        reasons.append('not found in storage after the runner answered')
-    return list(dict.fromkeys(reasons))
-
-
-def _short_reason(row: StoredEvent, errors: List[str]) -> str:
-    reasons = _reasons(row)
-    if not reasons:
-        return ''
-    reason = reasons[0]
-    short = _shorten(reason)
-    if short == reason:
-        return reason
-    if reason not in errors:
-        errors.append(reason)
-    return f'{short} [{errors.index(reason) + 1}]'
-
-
-def _shorten(reason: str) -> str:
-    """The telling part of an error: without the backend's description (the header and the
-    whole error below name it), the server's own verdict when a driver wraps one, cut to
-    REASON_WIDTH."""
-    text = reason.splitlines()[0]
-    text = re.sub(r'^((?:\w+: )?(?:cannot read back: )?)\w+ \([^)]*\): ', r'\1', text)
-    verdict = re.search(r'\b(?:FATAL|ERROR):\s+(.+)$', text)
-    if verdict:
-        text = verdict.group(1)
-    return text if len(text) <= REASON_WIDTH else f'{text[:REASON_WIDTH - 3].rstrip()}...'
-
-
-def _hints(error: str) -> List[str]:
-    """What to do about an error a new user meets first: a PostgreSQL database not created."""
-    missing = re.search(r'postgresql://(?:([^:@/]+)[^@/]*@)?([^:/]+)(?::(\d+))?/\S*?\): .*'
-                        r'database "([^"]+)" does not exist', error)
-    if not missing:
-        return []
-    user, host, port, database = missing.groups()
-    options = f'-h {host}' + (f' -p {port}' if port and port != '5432' else '') + \
-        (f' -U {user}' if user else '')
-    return [f'      create it first: createdb {options} {database}']
-
-
-def print_report(rows: List[StoredEvent], header: bool = True) -> None:
-    if header:
-        print()
-    print('\n'.join(report_lines(rows, header)))
-    if not header:
-        return
-    print(f'\n{summary(rows)}')
-
-
-def summary(rows: List[StoredEvent]) -> str:
-    """How many of the events that should be stored were, where, and what else happened."""
-    stores = list(dict.fromkeys(name for row in rows for name in row.records))
-    to_store = [row for row in rows if row.expected == 'done']
-    stored = sum(row.stored for row in to_store)
-    others = {
-        outcome: sum(row.expected == outcome for row in rows) for outcome in ('skip', 'fail')
-    }
-    text = f'{stored} of {len(to_store)} events stored in {", ".join(stores) or "-"}'
-    for outcome, verb in (('skip', 'skipped'), ('fail', 'failed')):
-        if others[outcome]:
-            text += f'; {others[outcome]} {verb} as {"its" if others[outcome] == 1 else "their"} ' \
-                    f'input calls for'
-    return (f'{text}.\n"stored" is the delivery count the storage keeps for the event; '
-            f'"outcome" the task result of each\ndelivery, in the words of README\'s outcome '
-            f'table ("done" is what the runner reports as "success").')
+def print_report(readback: Readback, table: Table) -> None:
+    print()
+    print('\n'.join(report_lines(readback.rows, table)))
+    print(f'\n{summary(readback)}')
 
 
 def _warn_unknown_calls(emulator: ConnectEmulator) -> None:

@@ -4,7 +4,8 @@
         deliveries = await emulator.deliver_all(events)
 
 On exit the runner is stopped (its whole process group) and then the emulation. With
-`instances`, that many runners share the work, as when an extension is scaled out.
+`instances`, that many runners share the work, as when an extension is scaled out; `env`
+adds environment variables of the runners (PYTHONPATH to load another extension).
 """
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,9 +29,12 @@ async def offline_runner(
     debug: bool = False,
     instances: int = 1,
     api_latency: float = 0.0,
+    env: Optional[Mapping[str, str]] = None,
 ) -> AsyncIterator[ConnectEmulator]:
     async with ConnectEmulator(
         variables=variables, log_level='DEBUG' if debug else 'INFO', api_latency=api_latency,
-    ) as emulator, RunnerFleet(emulator, log_path=log_path, cwd=cwd, debug=debug) as fleet:
+    ) as emulator, RunnerFleet(
+        emulator, log_path=log_path, cwd=cwd, debug=debug, env=env,
+    ) as fleet:
         await fleet.start_all(instances, ready_timeout)
         yield emulator

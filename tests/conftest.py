@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, Iterator
 import pytest
 
 from connect_mongodb_example.storage.registry import close_all
-from tests.support import mongo_server
+from tests.support import mongo_server, pgbouncer
 from tests.support.postgres import (
     LOCAL_SERVER_URL,
     ThrowawayPostgres,
@@ -84,6 +84,19 @@ def postgres_url(postgres_server) -> Iterator[str]:
 
 
 @pytest.fixture(scope='session')
+def pgbouncer_server(postgres_server) -> Iterator[pgbouncer.ThrowawayPgBouncer]:
+    """PgBouncer in transaction pool mode in front of the PostgreSQL server (skips without
+    the pgbouncer program)."""
+    yield from pgbouncer.session_pooler(postgres_server)
+
+
+@pytest.fixture
+def pgbouncer_url(pgbouncer_server, postgres_url) -> str:
+    """The test's fresh database (`postgres_url`), through PgBouncer."""
+    return pgbouncer_server.url(postgres_url)
+
+
+@pytest.fixture(scope='session')
 def mongodb_server() -> Iterator[mongo_server.MongoServer]:
     """A MongoDB server: MONGODB_URI when set, else a throwaway SecantusDB (skips if none)."""
     yield from mongo_server.session_server()
@@ -97,4 +110,5 @@ def fake_backend(monkeypatch):
 
     monkeypatch.setitem(storage.BACKENDS, 'fake', FakeEventStore)
     FakeEventStore.data.clear()
+    FakeEventStore.installations.clear()
     return FakeEventStore

@@ -4,7 +4,15 @@ One TLS server on 127.0.0.1 serves the EaaS websocket (setup, tasks, results) an
 few REST calls the runner makes while processing a task. Nothing here knows about the
 storage extension: any events extension can be driven with it.
 """
-from localdev.connect_emulator.events import Event, EventFileError, load_events
+from localdev.connect_emulator.events import (
+    Event,
+    EventFileError,
+    InstallationChange,
+    Item,
+    ScheduleRun,
+    load_events,
+    load_items,
+)
 from localdev.connect_emulator.protocol import TaskResult
 from localdev.connect_emulator.server import ConnectEmulator, Delivery
 
@@ -13,6 +21,10 @@ __all__ = [
     'Delivery',
     'Event',
     'EventFileError',
+    'InstallationChange',
+    'Item',
+    'ScheduleRun',
     'TaskResult',
     'load_events',
+    'load_items',
 ]

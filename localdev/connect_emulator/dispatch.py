@@ -138,20 +138,23 @@ class WorkerPool:
         future.set_result(result)
         return True
 
-    async def send_task(self, message: dict, runner_type: str) -> TaskResult:
+    async def send_task(
+        self, message: dict, runner_type: str, timeout: Optional[float] = None,
+    ) -> TaskResult:
         """Send a task to a worker and wait for its result, sending it again (the same task)
-        while its worker disconnects or keeps it longer than `task_timeout`."""
+        while its worker disconnects or keeps it longer than `timeout` (by default
+        `task_timeout`)."""
         task_id = message['data']['options']['task_id']
+        timeout = timeout or self.task_timeout
         failed_on: Optional[str] = None
         reason = ''
         for _ in range(MAX_ATTEMPTS):
             link, future = await self._reserve(runner_type, task_id, avoid=failed_on)
             try:
                 await link.ws.send_json(message)
-                return await asyncio.wait_for(asyncio.shield(future), self.task_timeout)
+                return await asyncio.wait_for(asyncio.shield(future), timeout)
             except asyncio.TimeoutError:
-                reason = (f'instance {link.instance_id} gave no result within '
-                          f'{self.task_timeout:g}s')
+                reason = f'instance {link.instance_id} gave no result within {timeout:g}s'
             except (RunnerDisconnected, ConnectionError, RuntimeError) as error:
                 # aiohttp raises ConnectionResetError or RuntimeError on a closing socket.
                 reason = str(error) or type(error).__name__

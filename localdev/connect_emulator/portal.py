@@ -5,6 +5,10 @@ installations the emulation knows (those of the events delivered so far) and lin
 one's UI pages, as the extension declared them in its web worker's setup (`@module_pages`),
 shown in a portal frame (portal_pages.py) or on their own.
 
+Below them, buttons install or uninstall an installation and run the extension's
+schedulable methods now (portal_controls.py), as Connect does; they only take a POST from
+the portal's own page.
+
 Each installation gets its own origin (a port of its own): every browser call made there,
 `/static/...` as well as `/api/...`, is forwarded to the runner's web worker as a web task
 with that installation's call context, the way Connect's gateway does it for a user of that
@@ -16,11 +20,27 @@ context comes from the portal only.
 import asyncio
 import logging
 import socket
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Tuple
+from collections import deque
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Mapping, Optional, Tuple
 
 from aiohttp import web
 from connect.eaas.core.proto import HttpRequest, HttpResponse
 
+from localdev.connect_emulator.dispatch import RunnerDisconnected
+from localdev.connect_emulator.events import (
+    INSTALLATION_STATUSES,
+    EventFileError,
+    InstallationChange,
+    Item,
+    ScheduleRun,
+)
+from localdev.connect_emulator.portal_controls import (
+    ACTIONS_SHOWN,
+    EmulatorActions,
+    PortalActions,
+    controls_section,
+)
 from localdev.connect_emulator.portal_pages import frame_page, index_page
 from localdev.connect_emulator.webtasks import (
     CallContext,
@@ -90,10 +110,15 @@ async def _listen(app: web.Application) -> Tuple[web.AppRunner, int]:
 
 
 class LocalPortal:
-    """`async with LocalPortal(emulator) as portal:` then open `portal.url`."""
+    """`async with LocalPortal(emulator) as portal:` then open `portal.url`. `actions` is
+    what the lifecycle buttons do (by default: deliver through the emulation)."""
 
-    def __init__(self, emulator: 'ConnectEmulator'):
+    def __init__(self, emulator: 'ConnectEmulator', actions: Optional[PortalActions] = None):
         self.emulator = emulator
+        self.actions: PortalActions = actions or EmulatorActions(emulator)
+        #: (time, what happened) of each button pressed, newest first.
+        self.done: Deque[Tuple[str, str]] = deque(maxlen=ACTIONS_SHOWN)
+        self._acting = asyncio.Lock()
         self._runner: Optional[web.AppRunner] = None
         self._port: Optional[int] = None
         #: installation id -> (its server, its port)
@@ -105,6 +130,8 @@ class LocalPortal:
         app.add_routes([
             web.get('/', self.index),
             web.get('/installations/{installation_id}/pages/{number:\\d+}', self.frame),
+            web.post('/installations/{installation_id}/status', self.change_status),
+            web.post('/schedules/run', self.run_schedule),
         ])
         self._runner, self._port = await _listen(app)
         self._opening = asyncio.Lock()
@@ -194,7 +221,52 @@ class LocalPortal:
             extension=self.emulator.service_id, environment=self.emulator.environment_id,
             worker_ready=self.emulator.web.is_ready(),
             page_labels=[label for label, _ in pages], installations=installations,
+            extra=controls_section(
+                schedulables=self.emulator.schedulables(),
+                installations=self.emulator.objects.installations(), actions=list(self.done),
+            ),
         ))
+
+    # -- the lifecycle buttons ----------------------------------------------------------------
+
+    async def change_status(self, request: web.Request) -> web.Response:
+        """Install or uninstall an installation (form field `status`)."""
+        self._check_origin(request)
+        installation = self.emulator.objects.installation(request.match_info['installation_id'])
+        status = (await request.post()).get('status')
+        if installation is None or status not in INSTALLATION_STATUSES:
+            raise web.HTTPBadRequest(text='No such installation, or a status that is not one '
+                                          f'of {", ".join(INSTALLATION_STATUSES)}.')
+        return await self._act(InstallationChange(installation, status, source='local portal'))
+
+    async def run_schedule(self, request: web.Request) -> web.Response:
+        """Run a schedulable method now (form fields `method`, optional `installation_id`)."""
+        self._check_origin(request)
+        form = await request.post()
+        methods = [schedulable.method for schedulable in self.emulator.schedulables()]
+        installation_id = form.get('installation_id') or None
+        if form.get('method') not in methods or (
+                installation_id and self.emulator.objects.installation(installation_id) is None):
+            raise web.HTTPBadRequest(text='No such schedulable method or installation.')
+        parameter = {'installation_id': installation_id} if installation_id else {}
+        return await self._act(ScheduleRun(form['method'], parameter, source='local portal'))
+
+    async def _act(self, item: Item) -> web.Response:
+        """One button at a time; what it did goes on the page, which the browser reloads."""
+        async with self._acting:
+            try:
+                line = await self.actions.deliver(item)
+            except (EventFileError, RunnerDisconnected) as error:
+                line = f'{item.subject}: not delivered: {error}'
+            self.done.appendleft((datetime.now().strftime('%H:%M:%S'), line))
+        logger.info('Local portal: %s', line)
+        raise web.HTTPSeeOther('/')
+
+    def _check_origin(self, request: web.Request) -> None:
+        """A form posted from another site must not act: only the portal's own page may."""
+        origin = request.headers.get('Origin')
+        if origin is not None and origin != self.url.rstrip('/'):
+            raise web.HTTPForbidden(text="Only the local portal's own page may do this.")
 
     async def frame(self, request: web.Request) -> web.Response:
         """One page of an installation in a portal frame."""

@@ -3,8 +3,9 @@ shows one extension page the way the Connect portal does.
 
 The frame host answers the connect-ui-toolkit bridge as the portal does: the page announces
 itself (`$created`, with its slot id), the host sends `$init`, and the page then reports its
-size (`$size`), which sets the frame's height. The host writes what it heard into
-`#bridge`, so a browser test can see that the page's toolkit talked to it.
+size (`$size`), which sets the frame's height. The host records what it heard in the
+frame's `data-heard` attribute (not shown: it means nothing to a user), so a browser test
+can see that the page's toolkit talked to it.
 """
 import html
 import json
@@ -42,9 +43,10 @@ def _links(links: Sequence[Link]) -> str:
 
 def index_page(
     *, extension: str, environment: str, worker_ready: bool, page_labels: Sequence[str],
-    installations: Sequence[Tuple[Mapping[str, Any], List[Link]]],
+    installations: Sequence[Tuple[Mapping[str, Any], List[Link]]], extra: str = '',
 ) -> str:
-    """The installations, each with its pages (in a portal frame, and on their own)."""
+    """The installations, each with its pages (in a portal frame, and on their own); then
+    `extra` (HTML: the lifecycle controls)."""
     if worker_ready:
         worker = (f"The runner's web worker is connected; pages declared: "
                   f'{html.escape(", ".join(page_labels) or "none")}.')
@@ -66,7 +68,7 @@ def index_page(
         f'task with the context of that installation. A page opens in a portal frame, or on '
         f'its own ("standalone").</p>'
         f'<table><thead><tr><th>Installation</th><th>Account</th><th>Pages</th></tr></thead>'
-        f'<tbody>{rows}</tbody></table>'
+        f'<tbody>{rows}</tbody></table>{extra}'
     )
     return _page('Local Connect portal', 'Local Connect portal', body)
 
@@ -80,9 +82,8 @@ def frame_page(
               f'{html.escape(owner.get("name", ""))} ({html.escape(installation["id"])}) '
               f'&rsaquo; {html.escape(label)}')
     body = (
-        f'<p id="bridge" class="note">Waiting for the page to announce itself&hellip; '
-        f'(<a href="{html.escape(page_url)}">standalone</a>)</p>'
         f'<iframe id="slot" name="extension-slot" src="{html.escape(page_url)}"></iframe>'
+        f'<p class="note"><a href="{html.escape(page_url)}">Open the page on its own</a></p>'
         f'<script>{BRIDGE_SCRIPT % json.dumps(page_url)}</script>'
     )
     return _page(f'{label} - {installation["id"]}', header, body)
@@ -92,7 +93,6 @@ def frame_page(
 BRIDGE_SCRIPT = """
 (() => {
   const frame = document.getElementById('slot');
-  const bridge = document.getElementById('bridge');
   const origin = new URL(%s, location.href).origin;
   const heard = [];
   // A link to the frame with #fragment opens the page at that fragment (a timeline).
@@ -109,8 +109,7 @@ BRIDGE_SCRIPT = """
         frame.style.height = `${Math.ceil(value.height) + 16}px`;
       }
     }
-    bridge.textContent = `The page's connect-ui-toolkit bridge said: ${heard.join(', ')}.`;
-    bridge.dataset.heard = heard.join(' ');
+    frame.dataset.heard = heard.join(' ');
   });
 })();
 """

@@ -5,8 +5,9 @@ is rejected here first, with the same validation.
 """
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from connect.eaas.core.enums import EventType, TaskCategory
 from connect.eaas.core.proto import (
     EventDefinition,
     Logging,
@@ -22,17 +23,40 @@ from connect.eaas.core.proto import (
 from pydantic import ValidationError
 
 PROTOCOL_VERSION = 2
-PURCHASE_REQUEST_EVENT = 'asset_purchase_request_processing'
-BACKGROUND = 'background'
+PURCHASE_REQUEST_EVENT = EventType.ASSET_PURCHASE_REQUEST_PROCESSING
+INSTALLATION_STATUS_EVENT = 'installation_status_change'
+SCHEDULED_EXECUTION = EventType.SCHEDULED_EXECUTION
+#: Task categories: which of its managers the runner's events worker hands a task to.
+BACKGROUND = TaskCategory.BACKGROUND
+SCHEDULED = TaskCategory.SCHEDULED
 
-#: How Connect tells the runner where the object of an event lives. The runner fills in
-#: ${_object_id_} and ${_statuses_} (the statuses the extension subscribed to) and counts
-#: the matches: none means the status is not handled, and it answers `skip` by itself.
+#: The object filter of each event: the runner fills in ${_object_id_} and ${_statuses_}
+#: (the statuses the extension subscribed to) and counts the matches: none means the
+#: status is not handled, and it answers `skip` by itself.
+OBJECT_IN_STATUSES = 'and(eq(id,${_object_id_}),in(status,${_statuses_}))'
+
+#: How Connect tells the runner where the object of an event lives.
 PURCHASE_REQUEST_DEFINITION = EventDefinition(
     event_type=PURCHASE_REQUEST_EVENT,
     api_collection_endpoint='requests',
     api_resource_endpoint='requests/{pk}',
-    api_collection_filter='and(eq(id,${_object_id_}),in(status,${_statuses_}))',
+    api_collection_filter=OBJECT_IN_STATUSES,
+)
+#: The object of an installation status change is the installation itself.
+INSTALLATION_STATUS_DEFINITION = EventDefinition(
+    event_type=INSTALLATION_STATUS_EVENT,
+    api_collection_endpoint='devops/installations',
+    api_resource_endpoint='devops/installations/{pk}',
+    api_collection_filter=OBJECT_IN_STATUSES,
+)
+#: The events the emulation delivers, with the statuses their objects can be in (what
+#: `devops/event-definitions` lists as `object_statuses`).
+EVENT_DEFINITIONS: Tuple[Tuple[EventDefinition, Tuple[str, ...]], ...] = (
+    (PURCHASE_REQUEST_DEFINITION, (
+        'draft', 'tiers_setup', 'pending', 'inquiring', 'failed', 'approved', 'scheduled',
+        'revoking', 'revoked',
+    )),
+    (INSTALLATION_STATUS_DEFINITION, ('installed', 'uninstalled')),
 )
 
 
@@ -151,7 +175,7 @@ def setup_response(
                     service_id=service_id,
                 ),
             ),
-            event_definitions=[PURCHASE_REQUEST_DEFINITION],
+            event_definitions=[definition for definition, _ in EVENT_DEFINITIONS],
             environment_runtime='local',
         ),
     )
@@ -165,15 +189,17 @@ def task_message(
     event_type: str = PURCHASE_REQUEST_EVENT,
     installation_id: Optional[str] = None,
     api_key: Optional[str] = None,
+    task_category: str = BACKGROUND,
 ) -> Dict[str, Any]:
-    """A background task: 'process the event about this object'."""
+    """A task: 'process the event about this object' (background), or 'run the method of
+    this schedule' (scheduled, event type scheduled_execution, the schedule's id)."""
     message = Message(
         version=PROTOCOL_VERSION,
         message_type=MessageType.TASK,
         data=Task(
             options=TaskOptions(
                 task_id=task_id,
-                task_category=BACKGROUND,
+                task_category=task_category,
                 installation_id=installation_id,
                 api_key=api_key,
             ),

@@ -1,9 +1,13 @@
 """The REST side of the emulation: the Connect API calls the runner makes for a task.
 
-For a purchase-request task the runner counts `requests` with the event definition's RQL
-filter (`limit=0`, answer in Content-Range), reads `requests/{id}`, and, for a task of an
-installation, `devops/services/{service}/installations/{id}`. Anything else is answered
-404 and logged, so a runner that starts calling something new is noticed.
+For an event the runner counts the collection of the event's definition with its RQL
+filter (`limit=0`, answer in Content-Range) and reads the object: `requests` and
+`requests/{id}` for a purchase request, `devops/installations` and
+`devops/installations/{id}` for an installation status change; for a task of an
+installation it also reads `devops/services/{service}/installations/{id}`. For a scheduled
+task it reads the schedule, `devops/services/{service}/environments/{environment}/
+schedules/{id}`. Anything else is answered 404 and logged, so a runner that starts calling
+something new is noticed.
 """
 import logging
 from dataclasses import dataclass
@@ -13,7 +17,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from localdev.connect_emulator.objects import ConnectObjects, FilterError
-from localdev.connect_emulator.protocol import PURCHASE_REQUEST_DEFINITION
+from localdev.connect_emulator.protocol import EVENT_DEFINITIONS
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +29,7 @@ PAGING_PARAMS = ('limit', 'offset')
 NON_FILTER_TERMS = ('select(', 'ordering(', 'limit(')
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Finder = Callable[[str], List[Dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -99,11 +104,16 @@ class RestApi:
     def routes(self) -> List[web.RouteDef]:
         """The routes, the catch-all last (add the websocket route before these)."""
         services = f'{API_PREFIX}/devops/services/{{service_id}}'
+        environment = f'{services}/environments/{{environment_id}}'
         return [
             web.get(f'{API_PREFIX}/requests', self.list_requests),
             web.get(f'{API_PREFIX}/requests/{{request_id}}', self.get_request),
+            web.get(f'{API_PREFIX}/devops/installations', self.list_installations),
+            web.get(f'{API_PREFIX}/devops/installations/{{installation_id}}',
+                    self.get_account_installation),
             web.get(f'{services}/installations/{{installation_id}}', self.get_installation),
-            web.get(f'{services}/environments/{{environment_id}}', self.get_environment),
+            web.get(environment, self.get_environment),
+            web.get(f'{environment}/schedules/{{schedule_id}}', self.get_schedule),
             web.get(f'{API_PREFIX}/devops/event-definitions', self.list_event_definitions),
             web.route('*', '/{tail:.*}', self.not_emulated),
         ]
@@ -116,10 +126,16 @@ class RestApi:
         return response
 
     async def list_requests(self, request: web.Request) -> web.Response:
+        return await self._list(request, self.objects.find_requests)
+
+    async def list_installations(self, request: web.Request) -> web.Response:
+        return await self._list(request, self.objects.find_installations)
+
+    async def _list(self, request: web.Request, find: Finder) -> web.Response:
         rql, params = split_query(request.query_string)
         try:
             limit, offset = _paging(params)
-            found = self.objects.find_requests(rql)
+            found = find(rql)
         except (FilterError, ValueError) as error:
             return self._answer(request, connect_error(400, 'REQ_FILTER', str(error)))
         page = found[offset:offset + limit]
@@ -134,6 +150,16 @@ class RestApi:
         if found is None:
             return self._answer(request, connect_error(
                 404, 'REQ_NOT_FOUND', f'Request {request_id} not found.',
+            ))
+        return self._answer(request, web.json_response(found))
+
+    async def get_account_installation(self, request: web.Request) -> web.Response:
+        """An installation as its account (or the extension owner) reads it."""
+        installation_id = request.match_info['installation_id']
+        found = self.objects.installation(installation_id)
+        if found is None:
+            return self._answer(request, connect_error(
+                404, 'DEVOPS_NOT_FOUND', f'Installation {installation_id} not found.',
             ))
         return self._answer(request, web.json_response(found))
 
@@ -160,16 +186,31 @@ class RestApi:
         }
         return self._answer(request, web.json_response(environment))
 
+    async def get_schedule(self, request: web.Request) -> web.Response:
+        """Read by the runner for a scheduled task: its `method` is what it runs."""
+        schedule_id = request.match_info['schedule_id']
+        found = self.objects.schedule(schedule_id)
+        if (request.match_info['service_id'] != self.service_id
+                or request.match_info['environment_id'] != self.environment_id
+                or found is None):
+            return self._answer(request, connect_error(
+                404, 'DEVOPS_NOT_FOUND',
+                f'Schedule {schedule_id} of {request.match_info["service_id"]}, environment '
+                f'{request.match_info["environment_id"]} not found (the emulated extension is '
+                f'{self.service_id}, environment {self.environment_id}).',
+            ))
+        return self._answer(request, web.json_response(found))
+
     async def list_event_definitions(self, request: web.Request) -> web.Response:
         """Read by the runner's start-up validation (skipped offline, served anyway)."""
-        definition = PURCHASE_REQUEST_DEFINITION
         body = [{
             'type': definition.event_type,
             'api_collection_endpoint': definition.api_collection_endpoint,
             'api_resource_endpoint': definition.api_resource_endpoint,
             'api_collection_filter': definition.api_collection_filter,
-        }]
-        headers = {'Content-Range': f'items 0-0/{len(body)}'}
+            'object_statuses': list(statuses),
+        } for definition, statuses in EVENT_DEFINITIONS]
+        headers = {'Content-Range': f'items 0-{len(body) - 1}/{len(body)}'}
         return self._answer(request, web.json_response(body, headers=headers))
 
     async def not_emulated(self, request: web.Request) -> web.Response:

@@ -7,16 +7,17 @@
 """
 import asyncio
 import itertools
+import json
 import logging
 import socket
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from aiohttp import web
-from connect.eaas.core.proto import SetupRequest
+from connect.eaas.core.proto import Schedulable, SetupRequest
 
 from localdev.connect_emulator.certificates import LocalCertificates, create_certificates
 from localdev.connect_emulator.dispatch import (
@@ -24,11 +25,21 @@ from localdev.connect_emulator.dispatch import (
     DEFAULT_TASK_TIMEOUT,
     WorkerPool,
 )
-from localdev.connect_emulator.events import Event
+from localdev.connect_emulator.events import (
+    Event,
+    InstallationChange,
+    Item,
+    ScheduleRun,
+    in_turns,
+)
 from localdev.connect_emulator.latency import ApiLatency
 from localdev.connect_emulator.objects import ConnectObjects
 from localdev.connect_emulator.protocol import (
     BACKGROUND,
+    INSTALLATION_STATUS_EVENT,
+    PURCHASE_REQUEST_EVENT,
+    SCHEDULED,
+    SCHEDULED_EXECUTION,
     Account,
     TaskResult,
     setup_response,
@@ -36,8 +47,9 @@ from localdev.connect_emulator.protocol import (
     variable_values,
 )
 from localdev.connect_emulator.rest import ApiCall, RestApi, require_api_key
+from localdev.connect_emulator.schedules import Schedules, schedulable_of
 from localdev.connect_emulator.websocket import RunnerChannel
-from localdev.connect_emulator.webtasks import WebAppChannel
+from localdev.connect_emulator.webtasks import WebAppChannel, installation_api_key
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +57,26 @@ LOOPBACK = '127.0.0.1'
 DEFAULT_ENVIRONMENT_ID = 'ENV-0000-0000-01'
 #: The key the runner presents; Connect would issue one per extension environment.
 RUNNER_API_KEY = 'ApiKey SU-000-000-000:local-emulation'
+#: The wait for a scheduled task's result before it is sent again. The runner allows one
+#: 12 hours (SCHEDULED_TASK_MAX_EXECUTION_TIME); a job is expected to take far longer than
+#: an event, and must not be run twice at once because it did.
+SCHEDULED_TASK_TIMEOUT = 1800.0
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """One event and what the runner answered each time it was delivered."""
+    """One event file's item (an event, an installation status change, a schedule run) and
+    what the runner answered each time its task was delivered.
 
-    event: Event
+    `served` is the object the runner was served for it, as it was then (the installation
+    after its change, the schedule); `not_sent` says why no task was sent (the extension
+    does not subscribe to the event, or declares nothing to schedule), as Connect would not
+    send one either."""
+
+    event: Item
     results: List[TaskResult]
+    served: Optional[Dict[str, Any]] = None
+    not_sent: Optional[str] = None
 
 
 def service_id_for(environment_id: str) -> str:
@@ -98,6 +122,11 @@ class ConnectEmulator:
         self.deliveries: List[Delivery] = []
         self._task_numbers = itertools.count(1)
         self._run_id = uuid.uuid4().hex[:8]
+        #: The schedules of the extension's schedulable methods, made as they are run.
+        self.schedules = Schedules(
+            self.objects, service_id=self.service_id, environment_id=environment_id,
+            id_prefix=f'EFS-{self._run_id}',
+        )
         self._directory: Optional[tempfile.TemporaryDirectory] = None
         self._certificates: Optional[LocalCertificates] = None
         self._runner: Optional[web.AppRunner] = None
@@ -190,6 +219,26 @@ class ConnectEmulator:
     def unknown_calls(self) -> List[ApiCall]:
         return self.api.unknown_calls
 
+    # -- what the extension declared in its setup ------------------------------------------
+
+    def subscriptions(self) -> Optional[Dict[str, List[str]]]:
+        """Event type: statuses, as the extension's events worker subscribed (None before a
+        worker is set up)."""
+        setups = self.channel.setup_requests
+        return dict(setups[-1].event_subscriptions or {}) if setups else None
+
+    def schedulables(self) -> List[Schedulable]:
+        """The schedulable methods the extension declared (`@schedulable`)."""
+        setups = self.channel.setup_requests
+        return list(setups[-1].schedulables or []) if setups else []
+
+    def _not_subscribed(self, event_type: str) -> Optional[str]:
+        subscriptions = self.subscriptions()
+        if subscriptions is None or event_type in subscriptions:
+            return None
+        # Connect sends an extension no event of a type it does not subscribe to.
+        return f'not sent: no subscription to {event_type}'
+
     # -- deliveries -------------------------------------------------------------------------
 
     async def wait_ready(self, instances: int = 1) -> None:
@@ -199,38 +248,97 @@ class ConnectEmulator:
     def _next_task_id(self) -> str:
         return f'TQ-{self._run_id}-{next(self._task_numbers):04d}'
 
-    async def deliver(self, event: Event) -> Delivery:
-        """Make the request look as the event says, then deliver the event's task(s), one
-        after the other (a redelivery is the same task content under a new task id)."""
-        self.objects.put_request(event.request)
-        api_key = None
-        if event.installation is not None:
-            self.objects.put_installation(event.installation)
-            # Connect hands each task an API key of the installation's account.
-            api_key = f'ApiKey SU-000-000-000:installation-{event.installation_id}'
-        results = []
-        for _ in range(event.deliveries):
-            message = task_message(
-                task_id=self._next_task_id(),
-                object_id=event.request_id,
-                installation_id=event.installation_id,
-                api_key=api_key,
-            )
-            result = await self.channel.send_task(message)
-            logger.info('Task %s for %s (%s): %s (instance %s)', result.task_id,
-                        event.request_id, event.status, result.result, result.instance_id)
-            results.append(result)
-        delivery = Delivery(event=event, results=results)
+    async def deliver(self, item: Item) -> Delivery:
+        """Deliver one item of an event file and wait for the results of its task(s)."""
+        if isinstance(item, InstallationChange):
+            delivery = await self._change_installation(item)
+        elif isinstance(item, ScheduleRun):
+            delivery = await self._run_schedule(item)
+        else:
+            delivery = await self._deliver_event(item)
         self.deliveries.append(delivery)
         return delivery
 
-    async def deliver_all(self, events: Iterable[Event]) -> List[Delivery]:
-        """Deliver every event and wait for all results, in the order given.
+    async def _deliver_event(self, event: Event) -> Delivery:
+        """Make the request look as the event says, then deliver the event's task(s), one
+        after the other (a redelivery is the same task content under a new task id)."""
+        self.objects.put_request(event.request)
+        if event.installation is not None:
+            self.objects.put_installation(event.installation)
+        not_sent = self._not_subscribed(PURCHASE_REQUEST_EVENT)
+        if not_sent:
+            return Delivery(event=event, results=[], not_sent=not_sent)
+        results = await self._send_tasks(
+            event.deliveries, event.request_id, event.status,
+            object_id=event.request_id, installation_id=event.installation_id,
+            # Connect hands each task an API key of the installation's account.
+            api_key=installation_api_key(event.installation_id) if event.installation else None,
+        )
+        return Delivery(event=event, results=results)
+
+    async def _change_installation(self, change: InstallationChange) -> Delivery:
+        """The installation changes status now, whatever the extension subscribes to; if it
+        subscribes to installation_status_change, it is told, as Connect tells it."""
+        installation = self.objects.change_installation_status(change.installation, change.status)
+        not_sent = self._not_subscribed(INSTALLATION_STATUS_EVENT)
+        if not_sent:
+            return Delivery(event=change, results=[], served=installation, not_sent=not_sent)
+        # The event's object is the installation itself, and the task is one of it.
+        results = await self._send_tasks(
+            change.deliveries, installation['id'], change.status,
+            object_id=installation['id'], event_type=INSTALLATION_STATUS_EVENT,
+            installation_id=installation['id'], api_key=installation_api_key(installation['id']),
+        )
+        return Delivery(event=change, results=results, served=installation)
+
+    async def _run_schedule(self, run: ScheduleRun) -> Delivery:
+        """Trigger a schedule of the method now: the runner reads the schedule and calls
+        its `method` with it."""
+        declared = self.schedulables()
+        if not declared:
+            # Connect has nothing to schedule.
+            return Delivery(event=run, results=[], not_sent=(
+                'not run: the extension declares no @schedulable method'))
+        schedule = self.schedules.trigger(schedulable_of(run, declared), run.parameter)
+        message = task_message(
+            task_id=self._next_task_id(), object_id=schedule['id'],
+            event_type=SCHEDULED_EXECUTION, task_category=SCHEDULED,
+        )
+        result = await self.channel.send_task(message, BACKGROUND, SCHEDULED_TASK_TIMEOUT)
+        logger.info('Task %s for schedule %s (%s, parameter %s): %s (instance %s)',
+                    result.task_id, schedule['id'], schedule['method'],
+                    json.dumps(schedule['parameter']), result.result, result.instance_id)
+        return Delivery(event=run, results=[result], served=schedule)
+
+    async def _send_tasks(
+        self, count: int, subject: str, status: str, **task: Any,
+    ) -> List[TaskResult]:
+        results = []
+        for _ in range(count):
+            result = await self.channel.send_task(
+                task_message(task_id=self._next_task_id(), **task))
+            logger.info('Task %s for %s (%s): %s (instance %s)', result.task_id,
+                        subject, status, result.result, result.instance_id)
+            results.append(result)
+        return results
+
+    async def deliver_all(self, items: Iterable[Item]) -> List[Delivery]:
+        """Deliver every item and wait for all results, in the turns `events.in_turns`
+        makes of them: an installation status change or a schedule run once all before it
+        are answered.
 
         Events about different requests are delivered concurrently, as Connect does; those
         about one request one after the other, since each changes what `requests/{id}` says.
         """
-        events = list(events)
+        deliveries: List[Delivery] = []
+        for turn in in_turns(items):
+            if isinstance(turn[0], Event):
+                deliveries.extend(await self._deliver_events(turn))
+            else:
+                deliveries.append(await self.deliver(turn[0]))
+        return deliveries
+
+    async def _deliver_events(self, events: List[Event]) -> List[Delivery]:
         by_request: Dict[str, List[int]] = {}
         for index, event in enumerate(events):
             by_request.setdefault(event.request_id, []).append(index)
@@ -242,3 +350,4 @@ class ConnectEmulator:
 
         await asyncio.gather(*(deliver_in_turn(indexes) for indexes in by_request.values()))
         return [delivery for delivery in deliveries if delivery is not None]
+

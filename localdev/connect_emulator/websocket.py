@@ -97,9 +97,11 @@ class RunnerChannel:
     def is_ready(self, runner_type: str = BACKGROUND) -> bool:
         return self.workers.is_ready(runner_type)
 
-    async def send_task(self, message: dict, runner_type: str = BACKGROUND) -> TaskResult:
+    async def send_task(
+        self, message: dict, runner_type: str = BACKGROUND, timeout: Optional[float] = None,
+    ) -> TaskResult:
         """Send one task to a worker and wait for its result (see `WorkerPool.send_task`)."""
-        return await self.workers.send_task(message, runner_type)
+        return await self.workers.send_task(message, runner_type, timeout)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.match_info['environment_id'] != self.environment_id:

@@ -1,5 +1,7 @@
 """`make demo ARGS=--keep-running`: the printed address shows each installation's events,
-and an event file dropped in while it runs shows up there; Ctrl+C stops it cleanly."""
+an event file dropped in while it runs shows up there, and the portal's buttons uninstall
+the installation and run the data lifecycle job, which purges its events; Ctrl+C stops it
+cleanly."""
 import asyncio
 import json
 import os
@@ -46,6 +48,7 @@ async def test_the_printed_portal_shows_stored_events_and_new_files_as_they_come
     demo = await asyncio.create_subprocess_exec(
         sys.executable, '-m', 'localdev.demo', '--keep-running', '--events', str(events),
         '--set', f'DATABASE_URL=sqlite:///{tmp_path}/demo.sqlite3',
+        '--set', 'ON_UNINSTALL=purge', '--set', 'PURGE_GRACE_DAYS=0',
         '--log-file', str(tmp_path / 'demo.log'),
         cwd=REPO_ROOT, env={**os.environ, 'PYTHONUNBUFFERED': '1'},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -79,6 +82,24 @@ async def test_the_printed_portal_shows_stored_events_and_new_files_as_they_come
             assert [item['request_id'] for item in await events_of(client, origin)][0] == (
                 'PR-2000-0000-0000-001'  # newest first
             )
+            # Its row lined up under the table.
+            await asyncio.wait_for(line_matching(demo.stdout, r'^PR-2000-', output), 10)
+
+            # The buttons, as the portal's page posts them.
+            portal_origin = opened.group(1).rstrip('/')
+            for path, form in ((f'/installations/{installation["id"]}/status',
+                                {'status': 'uninstalled'}),
+                               ('/schedules/run', {'method': 'run_data_lifecycle'})):
+                pressed = await client.post(f'{portal_origin}{path}', data=form,
+                                            headers={'Origin': portal_origin})
+                assert pressed.status_code == 303, pressed.text
+            assert await events_of(client, origin) == []  # purged
+            done = re.findall(r'<li>[\d:]+: ([^<]*)</li>',
+                              (await client.get(opened.group(1))).text)
+            assert done[0].startswith('Data lifecycle job: done (deleted 2: 2 purged')
+            assert done[1].startswith(f'{installation["id"]} uninstalled: done')
+            await asyncio.wait_for(line_matching(
+                demo.stdout, r'^Data lifecycle +job +all .* deleted 2: 2 purged', output), 10)
 
         demo.send_signal(signal.SIGINT)
         rest, _ = await asyncio.wait_for(demo.communicate(), 60)

@@ -69,10 +69,8 @@ def test_memory_of_a_process_group_is_sampled_and_workers_named(tmp_path):
 
 
 def readme_sizing_processes() -> set:
-    """The runner processes of the memory tables README's "Sizing" section quotes."""
-    readme = (REPO_ROOT / 'README.md').read_text()
-    sizing = readme[readme.index('\n## Sizing'):]
-    sizing = sizing[:sizing.index('\n## ', 1)]
+    """The runner processes of the memory tables docs/sizing.md quotes."""
+    sizing = (REPO_ROOT / 'docs' / 'sizing.md').read_text()
     tables = [table.split('```')[0] for table in sizing.split('\nrunner  process')[1:]]
     return {MEMORY_ROW.match(line).group(2) for table in tables for line in table.splitlines()
             if MEMORY_ROW.match(line)}
@@ -98,7 +96,7 @@ def test_quick_scaleout_bench_prints_the_three_tables(capsys):
     memory = [MEMORY_ROW.match(line).groups() for line in memory_lines if MEMORY_ROW.match(line)]
     processes = {row[1] for row in memory}
     assert {'master', 'background', 'interactive', 'webapp', 'all'} <= processes
-    # README's sizing (memory, database connections) accounts for every process a runner has.
+    # docs/sizing.md (memory, database connections) accounts for every process a runner has.
     assert processes <= readme_sizing_processes()
     # Every event of the memory run was answered, by the one runner's background worker.
     assert [row[2] for row in memory if row[1] in ('background', 'all')] == ['50', '50']

@@ -1,15 +1,14 @@
 """The demo's inputs and report, without starting a runner."""
-import dataclasses
 import json
 import logging
-from datetime import datetime, timezone
 
 import pytest
 
+from connect_mongodb_example.settings import load_settings, variable_declarations
 from localdev import demo
-from localdev.connect_emulator import Delivery, Event, TaskResult
-from localdev.readback import StoredEvent
-from tests.support.records import purchase_record
+from localdev.connect_emulator import Event, InstallationChange, ScheduleRun, load_items
+from localdev.connect_emulator.protocol import variable_values
+from localdev.demo_history import HISTORY_AGE_DAYS, history_events
 
 
 def test_variables_come_from_the_file_then_from_set(tmp_path):
@@ -69,118 +68,6 @@ def test_clearing_removes_the_scratch_database_files(monkeypatch, tmp_path):
     assert sorted(path.name for path in tmp_path.rglob('*.sqlite3*')) == ['keep.sqlite3']
 
 
-def test_the_report_shows_each_event_its_stored_count_and_outcome(
-    purchase_request, installation,
-):
-    stored_event = Event(purchase_request('PR-1', 'approved'), installation, deliveries=2)
-    record = purchase_record(stored_event.request, installation=installation,
-                          received_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
-    skipped = Event(purchase_request('PR-2', 'draft'))
-    rows = [
-        StoredEvent(
-            Delivery(stored_event, [result('TQ-1', 'success'), result('TQ-2', 'success')]),
-            {'sql (sqlite:///x)': dataclasses.replace(record, delivery_count=2)},
-        ),
-        StoredEvent(
-            Delivery(skipped, [result('TQ-3', 'skip', 'The request status does not match')]),
-            {}, expected='skip', expected_reason="status 'draft' is not subscribed",
-        ),
-    ]
-
-    lines = demo.report_lines(rows)
-
-    assert lines[0].split() == ['request', 'status', 'installation', 'account', 'stored',
-                                'outcome', 'reason']
-    assert lines[2].split() == ['PR-1', 'approved', installation['id'],
-                                installation['owner']['id'], '2x', 'done,', 'done']
-    assert lines[3].split(maxsplit=6) == [
-        'PR-2', 'draft', '-', '-', '-', 'skip', "as expected: status 'draft' is not subscribed",
-    ]
-    assert len(lines) == 4
-
-
-def test_an_event_its_input_says_to_skip_or_fail_is_no_failure(purchase_request):
-    stored = StoredEvent(Delivery(Event(purchase_request('PR-1', 'pending')),
-                                  [result('TQ-1', 'success')]),
-                         {'sql': purchase_record(purchase_request('PR-1', 'pending'))})
-    skipped = StoredEvent(Delivery(Event(purchase_request('PR-2', 'draft')),
-                                   [result('TQ-2', 'skip')]), {}, expected='skip')
-    refused = StoredEvent(Delivery(Event({'id': 'PR-3', 'status': 'pending'}),
-                                   [result('TQ-3', 'fail', 'no updated time')]),
-                          {}, expected='fail')
-    lost = StoredEvent(Delivery(Event(purchase_request('PR-4', 'pending')),
-                                [result('TQ-4', 'reschedule')]), {'sql': None})
-
-    assert demo.exit_code([stored, skipped, refused]) == 0
-    assert demo.exit_code([stored, skipped, refused, lost]) == 1
-    assert demo.summary([stored, skipped, refused, lost]).startswith(
-        '1 of 2 events stored in sql; 1 skipped as its input calls for; '
-        '1 failed as its input calls for.',
-    )
-
-
-def test_two_backends_are_named_in_the_order_of_storage_backends(purchase_request):
-    record = purchase_record(purchase_request('PR-1', 'pending'))
-    row = StoredEvent(Delivery(Event(purchase_request('PR-1', 'pending')),
-                               [result('TQ-1', 'success')]),
-                      {'sql (sqlite:///x)': record, 'mongodb (h/db.events via pymongo)': None})
-
-    lines = demo.report_lines([row])
-
-    assert 'stored (sql / mongodb)' in lines[0]
-    assert '1x / NOT STORED' in lines[2]
-    assert demo.summary([row]).startswith(
-        '0 of 1 events stored in sql (sqlite:///x), mongodb (h/db.events via pymongo).',
-    )
-
-
-def test_a_long_error_is_cut_short_in_the_table_and_shown_whole_once(purchase_request):
-    topology = ('mongodb (127.0.0.1:1/connect_events.events via pymongo): No servers found '
-                'yet, Timeout: 5.0s, Topology Description: <TopologyDescription '
-                + 'x' * 700 + '>')
-    rows = [
-        StoredEvent(Delivery(Event(purchase_request(f'PR-{n}', 'pending')),
-                             [result(f'TQ-{n}', 'retry',
-                                     f'Traceback (most recent call last):\n  ...\n{topology}')]),
-                    {'mongodb': None}, problem=f'cannot read back: {topology}')
-        for n in range(8)
-    ]
-
-    lines = demo.report_lines(rows, header=False)
-
-    assert len(lines) == 8 + 2  # one line per event, then the error and its events
-    for line in lines[:8]:
-        assert line.endswith('retry: No servers found yet, Timeout: 5.0s, Topology Desc... [1]')
-    assert lines[8] == f'  [1] retry: {topology}'
-    assert lines[9] == '      events: all'
-    assert sum(topology in line for line in lines) == 1
-
-
-def test_a_missing_postgresql_database_is_named_with_the_command_that_creates_it(
-    purchase_request,
-):
-    error = ('cannot read back: sql (postgresql://postgres@127.0.0.1:5432/nosuch): connection '
-             'to server at "127.0.0.1", port 5432 failed: FATAL:  database "nosuch" does not '
-             'exist')
-    rows = [StoredEvent(Delivery(Event(purchase_request(f'PR-{n}', 'pending')),
-                                 [result(f'TQ-{n}', 'reschedule')]), {'sql': None}, problem=error)
-            for n in range(2)]
-
-    lines = demo.report_lines(rows, header=False)
-
-    assert lines[0].endswith('NOT STORED  reschedule  database "nosuch" does not exist [1]')
-    assert lines[2:5] == [
-        f'  [1] {error}',
-        '      create it first: createdb -h 127.0.0.1 -U postgres nosuch',
-        '      events: all',
-    ]
-
-
-def result(task_id, outcome, message=None):
-    return TaskResult(task_id=task_id, object_id='-', installation_id=None, result=outcome,
-                      message=message)
-
-
 def test_bad_event_files_stop_the_demo_before_anything_starts(tmp_path, capsys):
     (tmp_path / 'events').mkdir()
     (tmp_path / 'events' / 'bad.json').write_text('{"request": {"id": "PR-1"}}')
@@ -190,24 +77,6 @@ def test_bad_event_files_stop_the_demo_before_anything_starts(tmp_path, capsys):
 
     assert code == 2
     assert "bad.json: the request needs a non-empty string 'status'" in capsys.readouterr().err
-
-
-def test_the_reason_says_why_a_task_did_not_succeed(purchase_request):
-    event = Event(purchase_request('PR-3', 'pending'))
-    rescheduled = StoredEvent(Delivery(event, [
-        TaskResult('TQ-4', 'PR-3', None, 'reschedule', countdown=30),
-    ]), {'sql': None}, problem='cannot read back: sql: no answer within 10s')
-    retried = StoredEvent(Delivery(event, [
-        TaskResult('TQ-5', 'PR-3', None, 'retry',
-                   message='Traceback (most recent call last):\n  ...\nStorageRejected: denied'),
-    ]), {'sql': None})
-
-    lines = demo.report_lines([rescheduled, retried], header=False)
-
-    assert lines[0].endswith('NOT STORED  reschedule  cannot read back: sql: no answer within 10s')
-    assert lines[1].endswith('NOT STORED  retry       retry: StorageRejected: denied')
-    assert lines[2] == ('  reschedule: Connect would deliver the event again after the '
-                        'countdown; the emulation does not.')
 
 
 def test_undeclared_variable_names_are_warned_about_with_the_nearest_one(tmp_path):
@@ -284,3 +153,42 @@ def test_a_failure_shows_the_log_but_never_the_debug_lines_with_secrets(
     assert ('worker started' in err) is not debug  # at DEBUG: warnings and errors only
     assert ('s3cr3t' in log.read_text()) is debug  # the log itself has it all
     assert root.level == logging.WARNING
+
+
+def test_the_shipped_demo_shows_an_uninstall_with_purge_and_a_retention_run():
+    settings = load_settings(variable_values(
+        variable_declarations(), demo.load_variables(demo.DEFAULT_VARIABLES)))
+    items = load_items(demo.DEFAULT_EVENTS)
+    history = history_events(demo.DEFAULT_EVENTS)
+
+    assert (settings.on_uninstall, settings.purge_grace_days) == ('purge', 0)
+    [uninstall] = [item for item in items if isinstance(item, InstallationChange)]
+    [job] = [item for item in items if isinstance(item, ScheduleRun)]
+    assert uninstall.status == 'uninstalled'
+    assert items.index(job) > items.index(uninstall)  # the job runs after it
+    purged = [item for item in items[:items.index(uninstall)]
+              if isinstance(item, Event) and item.installation_id == uninstall.installation_id]
+    assert len(purged) >= 2
+    # The history is older than the retention, and of an installation that stays installed:
+    # the job deletes it for its age alone.
+    assert history
+    assert settings.retention_days < HISTORY_AGE_DAYS
+    assert uninstall.installation_id not in {event.installation_id for event in history}
+
+
+@pytest.mark.parametrize(('arguments', 'schedule'), [
+    ([], None), (['--schedule'], ''), (['--schedule', 'EIN-1'], 'EIN-1'),
+])
+def test_schedule_runs_the_job_after_the_events_for_every_installation_or_one(
+    arguments, schedule,
+):
+    assert demo.parse_args(arguments).schedule == schedule
+
+
+def test_what_is_delivered_is_counted_by_kind(purchase_request, installation):
+    items = [Event(purchase_request('PR-1'), deliveries=2), Event(purchase_request('PR-2')),
+             InstallationChange(installation, 'uninstalled'), ScheduleRun(), ScheduleRun()]
+
+    assert demo.describe_items(items) == (
+        '2 events (3 deliveries), 1 installation status change and 2 job runs')
+    assert demo.describe_items(items[:1]) == '1 events (2 deliveries)'

@@ -5,7 +5,15 @@ from collections import Counter
 import pytest
 
 from connect_mongodb_example.extension import PURCHASE_REQUEST
-from localdev.connect_emulator import Event, EventFileError, load_events
+from localdev.connect_emulator import (
+    Event,
+    EventFileError,
+    InstallationChange,
+    ScheduleRun,
+    load_events,
+    load_items,
+)
+from localdev.connect_emulator.events import in_turns, item_from_document, load_requests
 from localdev.demo import DEFAULT_EVENTS
 from tests.support.records import purchase_record
 
@@ -89,3 +97,67 @@ def test_a_folder_without_event_files_is_refused(tmp_path):
         load_events(tmp_path)
     with pytest.raises(EventFileError, match='is not a folder'):
         load_events(tmp_path / 'missing')
+
+
+def test_an_installation_status_change_names_the_installation_and_its_new_status(
+    tmp_path, installation,
+):
+    (tmp_path / '09.json').write_text(json.dumps(
+        {'installation_status': 'uninstalled', 'installation': installation, 'deliveries': 2}))
+
+    [change] = load_items(tmp_path)
+
+    assert isinstance(change, InstallationChange)
+    assert (change.installation_id, change.status, change.account_id, change.deliveries) == (
+        installation['id'], 'uninstalled', installation['owner']['id'], 2)
+    assert load_events(tmp_path) == []  # purchase-request events only
+
+
+def test_a_schedule_run_names_the_method_if_it_must_and_the_parameter(tmp_path):
+    (tmp_path / '10.json').write_text(json.dumps({'schedule': {}}))
+    (tmp_path / '11.json').write_text(json.dumps({'schedule': {
+        'method': 'run_data_lifecycle', 'parameter': {'installation_id': 'EIN-1'}}}))
+
+    every, one = load_items(tmp_path)
+
+    assert (every.method, every.parameter, every.installation_id) == (None, {}, None)
+    assert (one.method, one.parameter, one.installation_id) == (
+        'run_data_lifecycle', {'installation_id': 'EIN-1'}, 'EIN-1')
+
+
+@pytest.mark.parametrize(('document', 'problem'), [
+    ({'installation_status': 'suspended', 'installation': {'id': 'EIN-1', 'owner': {'id': 'V'}}},
+     '"installation_status" must be one of installed, uninstalled'),
+    ({'installation_status': 'installed'}, 'needs the "installation" it is about'),
+    ({'installation_status': 'installed', 'installation': {'id': 'EIN-1'}}, 'needs an "owner"'),
+    ({'installation_status': 'installed', 'request': {}}, 'unknown key(s) request'),
+    ({'schedule': [], 'x': 1}, 'holds only "schedule"'),
+    ({'schedule': {'method': 'run it'}}, '"method" must name a method'),
+    ({'schedule': {'parameter': 'EIN-1'}}, '"parameter" must be a JSON object'),
+    ({'schedule': {'when': 'now'}}, 'unknown key(s) when'),
+])
+def test_bad_status_changes_and_schedule_runs_are_refused_naming_the_problem(document, problem):
+    with pytest.raises(EventFileError) as caught:
+        item_from_document(document, source='demo/events/x.json')
+
+    assert str(caught.value).startswith('demo/events/x.json: ')
+    assert problem in str(caught.value)
+
+
+def test_a_status_change_or_a_schedule_run_is_a_turn_of_its_own(purchase_request, installation):
+    first, second, third = (Event(purchase_request(f'PR-{n}')) for n in range(3))
+    uninstall = InstallationChange(installation, 'uninstalled')
+    job = ScheduleRun()
+
+    assert in_turns([first, second, uninstall, job, third]) == [
+        [first, second], [uninstall], [job], [third]]
+
+
+def test_history_folders_hold_purchase_requests_only(tmp_path, purchase_request, installation):
+    assert load_requests(tmp_path / 'missing') == []
+    (tmp_path / '01.json').write_text(json.dumps(purchase_request('PR-1')))
+    (tmp_path / '02.json').write_text(json.dumps(
+        {'installation_status': 'installed', 'installation': installation}))
+
+    with pytest.raises(EventFileError, match=r'02\.json: only purchase-request events'):
+        load_requests(tmp_path)

@@ -3,19 +3,34 @@ import asyncio
 import json
 
 import pytest
+from connect.client import ClientError
 from connect.eaas.core.proto import Task, TaskInput, TaskOptions
 from connect.eaas.runner.config import ConfigHelper
 from connect.eaas.runner.handlers.events import EventsApp
-from connect.eaas.runner.managers import BackgroundTasksManager
+from connect.eaas.runner.managers import BackgroundTasksManager, ScheduledTasksManager
 
 from localdev.connect_emulator.protocol import setup_response
 from localdev.runner_process import PROXY_VARIABLES
 from tests.localdev.test_protocol import extension_setup_request, over_the_wire
+from tests.support.recording_extension import RecordingEventsApplication
 
 
 @pytest.fixture
 def runner_manager(emulator, monkeypatch):
     """The runner's background task manager, configured as after a real handshake."""
+    return _manager(emulator, monkeypatch, BackgroundTasksManager)
+
+
+@pytest.fixture
+def lifecycle_manager(emulator, monkeypatch):
+    """The runner's manager of `manager_class` tasks (background by default), for an
+    extension that subscribes to installation status changes and declares a schedulable."""
+    monkeypatch.setattr(EventsApp, 'get_application', lambda self: RecordingEventsApplication)
+    return lambda manager_class=BackgroundTasksManager: _manager(
+        emulator, monkeypatch, manager_class)
+
+
+def _manager(emulator, monkeypatch, manager_class):
     for name in PROXY_VARIABLES:  # the Connect client (httpx) would send loopback calls there
         monkeypatch.delenv(name, raising=False)
     for name, value in emulator.runner_environment().items():
@@ -34,7 +49,7 @@ def runner_manager(emulator, monkeypatch):
     async def enqueue(result):
         results.append(result)
 
-    manager = BackgroundTasksManager(config, EventsApp(config), enqueue)
+    manager = manager_class(config, EventsApp(config), enqueue)
     manager.results = results
     return manager
 
@@ -127,3 +142,52 @@ async def test_calls_without_an_api_key_are_refused(emulator, api):
 
     assert response.status_code == 401
 
+
+
+async def test_the_runner_reads_an_installation_status_change_from_the_installation(
+    emulator, lifecycle_manager, installation,
+):
+    emulator.objects.put_installation(installation)
+    uninstalled = emulator.objects.change_installation_status(installation, 'uninstalled')
+    the_task = Task(
+        options=TaskOptions(task_id='TQ-2', task_category='background',
+                            installation_id=installation['id'], api_key='ApiKey SU-9:inst'),
+        input=TaskInput(event_type='installation_status_change', object_id=installation['id']),
+    )
+    manager = lifecycle_manager()
+
+    assert await manager.get_argument(the_task) == uninstalled
+    assert await manager.get_installation(the_task) == uninstalled
+    count = emulator.api.calls[0]
+    assert (count.path, count.status) == ('/public/v1/devops/installations', 200)
+    assert f'eq(id,{installation["id"]})' in count.query
+    assert 'in(status,(installed,uninstalled))' in count.query
+
+
+async def test_the_runner_reads_the_schedule_of_a_scheduled_task(emulator, lifecycle_manager):
+    schedule = {'id': 'EFS-1', 'method': 'run_data_lifecycle', 'parameter': {}}
+    emulator.objects.put_schedule(schedule)
+    manager = lifecycle_manager(ScheduledTasksManager)
+    the_task = Task(
+        options=TaskOptions(task_id='TQ-3', task_category='scheduled'),
+        input=TaskInput(event_type='scheduled_execution', object_id='EFS-1'),
+    )
+
+    assert await manager.get_argument(the_task) == schedule
+    assert manager.get_method_name(the_task, schedule) == 'run_data_lifecycle'
+    missing = Task(options=TaskOptions(task_id='TQ-4', task_category='scheduled'),
+                   input=TaskInput(event_type='scheduled_execution', object_id='EFS-404'))
+    with pytest.raises(ClientError):
+        await manager.get_argument(missing)
+    assert emulator.api.calls[-1].status == 404
+
+
+async def test_event_definitions_list_both_events_with_their_object_statuses(api):
+    response = await api.get('/devops/event-definitions')
+
+    definitions = {item['type']: item for item in response.json()}
+    assert definitions['installation_status_change']['object_statuses'] == [
+        'installed', 'uninstalled']
+    assert definitions['installation_status_change']['api_resource_endpoint'] == (
+        'devops/installations/{pk}')
+    assert 'pending' in definitions['asset_purchase_request_processing']['object_statuses']
