@@ -26,7 +26,8 @@ import pytest
 from tests.support.postgres import LOCAL_SERVER_URL, drop_database, free_port, server_answers
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ('README.md', 'HOWTO.md')
+DOCS = ('README.md', 'HOWTO.md', *sorted(
+    str(path.relative_to(ROOT)) for path in (ROOT / 'docs').glob('*.md')))
 BLOCK = re.compile(r'^ *```(\w*)\n(.*?)^ *```', re.MULTILINE | re.DOTALL)  # list items indent
 SHELL_TAGS = {'sh': 'every line', 'console': 'lines after "$ "'}
 # What a command looks like, to catch one shown in a block that is not tagged as shell.
@@ -66,9 +67,12 @@ NOT_RUN = {
     r'\.venv/bin/pytest tests/storage/test_backend_contract\.py -k memory':
         "needs the recipe's memory backend; tests/recipes/test_fork_recipes.py adds it and "
         'runs the contract',
-    r'\.venv/bin/python -m localdev\.bench\.(reads|scaleout)( .*)?':
-        'minutes of both cores; tests/localdev/test_bench_reads.py and test_bench_scaleout.py '
-        'run them small',
+    r'\.venv/bin/python -m localdev\.bench\.(reads|scaleout|connections)( .*)?':
+        'minutes of both cores; tests/localdev/test_bench_reads.py, test_bench_scaleout.py and '
+        'test_bench_connections.py run them small',
+    r'\.venv/bin/python -m localdev\.bench( .*)?':
+        'the write benchmark, minutes of both cores; tests/reliability/test_bench_smoke.py '
+        'runs it quick',
     r'make bench( .*)?': 'a minute or more of both cores; tests/reliability/test_bench_smoke.py '
                          'runs the quick benchmark',
     r'docker compose .*': 'needs a Docker engine',
@@ -197,12 +201,15 @@ def test_make_demo_runs_as_documented():
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert '8 of 8 events stored in sql (sqlite:///.demo/events.sqlite3).' in completed.stdout
-    rows = table_rows(completed.stdout)
+    # The seeded history goes first; then the delivered events, all done.
+    rows = [row for row in table_rows(completed.stdout) if row[5] != 'seeded']
     assert len(rows) == 8
     assert all(row[5].rstrip(',') == 'done' for row in rows)
+    # The uninstall is purged and the history past its retention deleted by the job.
+    assert 'deleted 6: 3 purged, 3 past retention' in completed.stdout
     # The transcript in HOWTO.md shows the same table.
     howto = (ROOT / 'HOWTO.md').read_text()
-    header = next(line for line in completed.stdout.splitlines() if line.startswith('request'))
+    header = next(line for line in completed.stdout.splitlines() if line.startswith('event '))
     assert f'\n{header}\n' in howto
     for row in rows[:3]:
         assert ' '.join(row) in {' '.join(line.split()) for line in howto.splitlines()}
@@ -242,7 +249,8 @@ def test_the_postgresql_demo_runs():
         url = LOCAL_SERVER_URL.rsplit('/', 1)[0] + f'/{database}'
         with psycopg2.connect(url) as connection, connection.cursor() as cursor:
             cursor.execute('SELECT count(*), sum(delivery_count) FROM connect_events')
-            assert cursor.fetchone() == (8, 9)
+            # 8 events (9 deliveries), less the 3 of the installation uninstalled and purged.
+            assert cursor.fetchone() == (5, 5)
         connection.close()
     finally:
         drop_database(LOCAL_SERVER_URL, LOCAL_SERVER_URL.rsplit('/', 1)[0] + f'/{database}')

@@ -190,6 +190,7 @@ def test_the_scale_out_bench_gets_only_the_options_it_knows(project):
     lines = completed.stdout.splitlines()
     assert '.venv/bin/python -m localdev.bench --backends sqlite --quick' in lines
     assert '.venv/bin/python -m localdev.bench.scaleout --quick' in lines
+    assert '.venv/bin/python -m localdev.bench.connections --quick' in lines
 
 
 def test_clean_removes_what_the_commands_leave_and_nothing_tracked(project):
