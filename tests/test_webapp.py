@@ -21,8 +21,8 @@ from tests.support.web import MINE, T0, THEIRS, Web, links, web_for, web_targets
 CHANGES = 50
 LISTED = {'key', 'request_id', 'status', 'updated', 'event_type', 'asset_id', 'product_id',
           'account_id', 'delivery_count', 'received_at', 'last_received_at'}
-#: What connect-ui-toolkit 31.1.0's fastApiTableAdapter reads the total with
-#: (static/vendor/connect-ui-toolkit/31.1.0/tools/fastApi/index.js).
+#: What connect-ui-toolkit's fastApiTableAdapter (31.1.0 and later, its
+#: dist/tools/fastApi/index.js) reads the total with, for a fork using the toolkit's table.
 ADAPTER_TOTAL = re.compile(r'\w+ \d+-\d+\/(\d+)')
 
 
