@@ -200,18 +200,20 @@ async def run_mongo(bench: ReadBench, backends: Sequence[str], target_events: in
         bench.notes.append(f'mongodb, dataapi: SecantusDB on loopback, {target_events:,} events '
                            f'of the installation among {total_rows(target_events):,}.')
         bench.notes.append(await reads_mongo.prepare(server.uri(), target_events))
-        call, stats = reads_mongo.direct_page(server.uri(), shape.page_size)
-        try:
-            examined = {name: f'{stats[name]:,}' if isinstance(stats.get(name), int) else '?'
-                        for name in ('totalDocsExamined', 'totalKeysExamined')}
-            bench.notes.append(
-                f'mongodb: SecantusDB examined {examined["totalDocsExamined"]} documents and '
-                f'{examined["totalKeysExamined"]} index keys to return page 1 '
-                f'({shape.page_size + 1} documents; explain of the same find by PyMongo).')
-            bench.results.append(await time_calls('pymongo', 'page 1, find alone', call,
-                                                  requests))
-        finally:
-            call.close()  # type: ignore[attr-defined]
+        for status, hint, case in ((None, True, 'page 1, find alone'),
+                                   (STATUS, True, f'page 1, {STATUS}, find alone'),
+                                   (STATUS, False, f'page 1, {STATUS}, no hint')):
+            call, stats = reads_mongo.direct_page(server.uri(), shape.page_size, status, hint)
+            try:
+                examined = {name: f'{stats[name]:,}' if isinstance(stats.get(name), int)
+                            else '?' for name in ('totalDocsExamined', 'totalKeysExamined')}
+                bench.notes.append(
+                    f'pymongo: {case}: SecantusDB\'s explain says {examined["totalDocsExamined"]}'
+                    f' documents and {examined["totalKeysExamined"]} index keys examined for '
+                    f'{shape.page_size + 1} returned.')
+                bench.results.append(await time_calls('pymongo', case, call, requests))
+            finally:
+                call.close()  # type: ignore[attr-defined]
         if 'mongodb' in backends:
             bench.results += await measure_reads(
                 'mongodb', reads_mongo.driver_config(server.uri()), target_events, requests,

@@ -106,18 +106,20 @@ async def prepare(uri: str, target_events: int) -> str:
             f'{migrated:.1f}s.')
 
 
-def direct_page(uri: str, page_size: int, status: Optional[str] = None,
+def direct_page(uri: str, page_size: int, status: Optional[str] = None, hint: bool = True,
                 ) -> Tuple[Callable[[], Awaitable[Any]], Dict[str, Any]]:
     """The extension's first-page query (filter, projection, sort, hint, limit) sent by bare
     PyMongo, and what SecantusDB's explain says it examined to answer it: the server's
-    own cost, without the extension, FastAPI or the driver's asyncio layer."""
+    own cost, without the extension, FastAPI or the driver's asyncio layer. Without `hint`
+    it is the query the Data API sends (it has no hint parameter)."""
     client = MongoClient(uri)
     events = client[APP_DATABASE][COLLECTION]
     where = EventFilter(TARGET, status=status)
     query = {'filter': documents.page_filter(where, None, None),
              'projection': documents.LISTED_PROJECTION,
-             'sort': list(documents.NEWEST_FIRST), 'limit': page_size + 1,
-             'hint': documents.PAGE_INDEX[status is not None]}
+             'sort': list(documents.NEWEST_FIRST), 'limit': page_size + 1}
+    if hint:
+        query['hint'] = documents.PAGE_INDEX[status is not None]
     stats = events.find(**query).explain().get('executionStats', {})
 
     async def call() -> Any:

@@ -127,7 +127,8 @@ def test_the_report_has_a_row_per_call(backend, capsys):
         assert int(calls) == 3
         assert 0 < float(p50) <= float(p99)
     if backend in ('mongodb', 'dataapi'):
-        assert [row[1] for row in rows if row[0] == 'pymongo'] == ['page 1, find alone']
+        assert [row[1] for row in rows if row[0] == 'pymongo'] == [
+            'page 1, find alone', 'page 1, approved, find alone', 'page 1, approved, no hint']
 
 
 def test_the_cases_are_the_pages_the_issue_names():
