@@ -93,6 +93,11 @@ class BackendResult:
             expected == by_store == by_sql for expected, by_store, by_sql in self.counts.values())
 
 
+def progress(message: str) -> None:
+    """A line on stderr as each step ends: a full run takes many minutes."""
+    print(f'  {time.strftime("%H:%M:%S")} {message}', file=sys.stderr, flush=True)
+
+
 def configuration(url: str) -> Dict[str, str]:
     """The extension's variables: purge at once after an uninstall, no retention."""
     return {'STORAGE_BACKENDS': 'sql', 'DATABASE_URL': url,
@@ -141,6 +146,8 @@ async def export(
         with PeakRss() as peak:
             walk = await walk_export(client, format_name)
         exports.append(Export(walk, stored, peak.growth))
+        progress(f'export {format_name}: {walk.rows:,} rows in {walk.seconds:.0f}s, RSS '
+                 f'+{peak.growth / 2**20:.1f} MB')
     return exports
 
 
@@ -189,6 +196,8 @@ async def purge(result: BackendResult, client: httpx.AsyncClient, store: EventSt
     running = asyncio.ensure_future(job())
     page_during, write_during = await measured_calls(client, writer, running)
     result.purge_seconds = running.result()
+    progress(f'purge: {result.purge_seconds:.0f}s, {len(page_during.seconds)} pages and '
+             f'{len(write_during.seconds)} writes meanwhile')
     result.page, result.write = (page_before, page_during), (write_before, write_during)
 
     by_sql = stored_counts(store_url(config))
@@ -207,6 +216,7 @@ async def bench_backend(backend: str, url: str, events: int, formats: Sequence[s
                         baseline_seconds: float) -> BackendResult:
     result = BackendResult(backend, events)
     await load(backend, url, events, result.notes)
+    progress(result.notes[-1])
     config = configuration(url)
     # The store the events handler and the job use in the runner's background worker.
     store = stores_for(load_settings(config))[0]
@@ -230,12 +240,14 @@ async def run(backends: Sequence[str], events: int, formats: Sequence[str],
                 url = f'sqlite:///{os.path.join(directory, "lifecycle.sqlite3")}'
                 results.append(await bench_backend(backend, url, events, formats,
                                                    baseline_seconds))
+                progress('\n' + report(results[-1:], events, baseline_seconds))
                 continue
             with postgres_database() as (url, where):
                 result = await bench_backend(backend, url, events, formats, baseline_seconds)
                 result.notes.insert(0, f'postgresql: PostgreSQL {postgres_version(url)}, a '
                                        f'fresh database on {where}.')
                 results.append(result)
+                progress('\n' + report(results[-1:], events, baseline_seconds))
     return results
 
 
