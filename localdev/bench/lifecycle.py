@@ -36,6 +36,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import httpx
 from connect.eaas.core.enums import ResultType
 
+from connect_mongodb_example import data_lifecycle
 from connect_mongodb_example.event_record import utcnow
 from connect_mongodb_example.extension import StatefulEventsApplication
 from connect_mongodb_example.settings import load_settings
@@ -270,6 +271,15 @@ def report(results: Sequence[BackendResult], events: int, baseline_seconds: floa
     lines = [
         f'Data lifecycle: installation {TARGET} holding {events:,} events among {total:,}.',
         *(note for result in results for note in result.notes),
+    ]
+    if any(result.exports for result in results):
+        lines += export_table(results)
+    lines += purge_table(results, baseline_seconds)
+    return '\n'.join(lines)
+
+
+def export_table(results: Sequence[BackendResult]) -> List[str]:
+    lines = [
         '',
         f'Export: every part of GET /api/events/export by Link rel="next" (target: RSS growth '
         f'< {RSS_TARGET_MB:g} MB; rows = stored).',
@@ -287,10 +297,15 @@ def report(results: Sequence[BackendResult], events: int, baseline_seconds: floa
                 f'{walk.parts:>6} {walk.largest_part / 1024:>7.0f} {walk.seconds:>8.1f} '
                 f'{walk.per_second:>7.0f} {growth:>7.1f} '
                 f'{_verdict(ok)}')
-    lines += [
+    return lines
+
+
+def purge_table(results: Sequence[BackendResult], baseline_seconds: float) -> List[str]:
+    lines = [
         '',
         f'Purge: {TARGET} uninstalled with ON_UNINSTALL=purge, PURGE_GRACE_DAYS=0, then the '
-        f'data lifecycle schedulable; page = GET /api/events page 1 of {READ_INSTALLATION}, '
+        f'data lifecycle schedulable, deleting {data_lifecycle.DELETE_BATCH} events a batch; '
+        f'page = GET /api/events page 1 of {READ_INSTALLATION}, '
         f'write = a new event of another installation through the store\'s save; "before": '
         f'{baseline_seconds:g}s without a purge (target: p99 during/before <= '
         f'{RATIO_TARGET:g}, page p99 < {P99_TARGET_MS:g} ms).',
@@ -315,7 +330,7 @@ def report(results: Sequence[BackendResult], events: int, baseline_seconds: floa
             f'{result.backend}: after the purge {TARGET} holds {left[1]} (store) / {left[2]} '
             f'(SQL); the {len(OTHERS)} others hold {others:,} as expected: '
             f'{_verdict(result.intact)}. Job: {result.purge_output}')
-    return '\n'.join(lines)
+    return lines
 
 
 def all_correct(results: Sequence[BackendResult]) -> bool:
@@ -340,13 +355,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--backends', default=','.join(BACKENDS),
                         help=f'comma-separated, from {", ".join(BACKENDS)} (default: both)')
     parser.add_argument('--formats', default=','.join(FORMATS),
-                        help=f'export formats, from {", ".join(FORMATS)} (default: both)')
+                        help=f'export formats, from {", ".join(FORMATS)} (default: both), or '
+                             'none to purge only')
+    parser.add_argument('--delete-batch', type=int,
+                        help='events per delete of the job, to see what the batch size trades '
+                             f"(default: the job's DELETE_BATCH, {data_lifecycle.DELETE_BATCH})")
     options = parser.parse_args(argv)
     options.events = options.events or (QUICK_EVENTS if options.quick else EVENTS)
     if options.baseline_seconds is None:
         options.baseline_seconds = QUICK_BASELINE_SECONDS if options.quick else BASELINE_SECONDS
     for name, known in (('backends', BACKENDS), ('formats', FORMATS)):
         chosen = [item.strip() for item in getattr(options, name).split(',') if item.strip()]
+        if name == 'formats' and chosen == ['none']:
+            options.formats = []
+            continue
         unknown = sorted(set(chosen) - set(known))
         if unknown or not chosen:
             parser.error(f'--{name}: unknown {", ".join(unknown) or "(none given)"}; '
@@ -354,11 +376,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         setattr(options, name, chosen)
     if options.events < reads.PAGE_SIZE:
         parser.error(f'--events must be at least {reads.PAGE_SIZE}')
+    if options.delete_batch is not None and options.delete_batch < 1:
+        parser.error('--delete-batch must be at least 1')
     return options
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     options = parse_args(argv)
+    if options.delete_batch:
+        # The job reads the constant at each delete: an experiment, never a setting.
+        data_lifecycle.DELETE_BATCH = options.delete_batch
     started = time.monotonic()
     results = asyncio.run(run(options.backends, options.events, options.formats,
                               options.baseline_seconds))
