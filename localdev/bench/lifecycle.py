@@ -203,7 +203,7 @@ async def purge(result: BackendResult, client: httpx.AsyncClient, store: EventSt
              f'{len(write_during.seconds)} writes meanwhile')
     result.page, result.write = (page_before, page_during), (write_before, write_during)
 
-    by_sql = stored_counts(store_url(config))
+    by_sql = stored_counts(config['DATABASE_URL'])
     for installation in (TARGET, *OTHERS):
         # The target's events, all received before the job's plan, are all gone.
         expected = 0 if installation == TARGET else (
@@ -211,10 +211,6 @@ async def purge(result: BackendResult, client: httpx.AsyncClient, store: EventSt
         result.counts[installation] = (
             expected, await store.count_events(EventFilter(installation)),
             by_sql.get(installation, 0))
-
-
-def store_url(config: Dict[str, str]) -> str:
-    return config['DATABASE_URL']
 
 
 async def bench_backend(backend: str, url: str, events: int, formats: Sequence[str],
