@@ -80,15 +80,17 @@ test: lint
 demo: install
 	$(VENV)/bin/python -m localdev.demo $(ARGS)
 
-# The scale-out and connections benches have options of their own (SCALEOUT_ARGS,
-# CONNECTIONS_ARGS); --quick goes to all three.
+# The scale-out, connections and data lifecycle benches have options of their own
+# (SCALEOUT_ARGS, CONNECTIONS_ARGS, LIFECYCLE_ARGS); --quick goes to all four.
 SCALEOUT_ARGS ?= $(filter --quick,$(ARGS))
 CONNECTIONS_ARGS ?= $(filter --quick,$(ARGS))
+LIFECYCLE_ARGS ?= $(filter --quick,$(ARGS))
 
 bench: install
 	$(VENV)/bin/python -m localdev.bench $(ARGS)
 	$(VENV)/bin/python -m localdev.bench.scaleout $(SCALEOUT_ARGS)
 	$(VENV)/bin/python -m localdev.bench.connections $(CONNECTIONS_ARGS)
+	$(VENV)/bin/python -m localdev.bench.lifecycle $(LIFECYCLE_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data .demo .pytest_cache .ruff_cache .coverage bench-results

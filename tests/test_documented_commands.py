@@ -67,9 +67,9 @@ NOT_RUN = {
     r'\.venv/bin/pytest tests/storage/test_backend_contract\.py -k memory':
         "needs the recipe's memory backend; tests/recipes/test_fork_recipes.py adds it and "
         'runs the contract',
-    r'\.venv/bin/python -m localdev\.bench\.(reads|scaleout|connections)( .*)?':
-        'minutes of both cores; tests/localdev/test_bench_reads.py, test_bench_scaleout.py and '
-        'test_bench_connections.py run them small',
+    r'\.venv/bin/python -m localdev\.bench\.(reads|scaleout|connections|lifecycle)( .*)?':
+        'minutes of both cores; tests/localdev/test_bench_reads.py, test_bench_scaleout.py, '
+        'test_bench_connections.py and test_bench_lifecycle.py run them small',
     r'\.venv/bin/python -m localdev\.bench( .*)?':
         'the write benchmark, minutes of both cores; tests/reliability/test_bench_smoke.py '
         'runs it quick',

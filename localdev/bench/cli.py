@@ -147,7 +147,8 @@ async def bench_dataapi(bench: Bench) -> None:
         bench.notes.append(
             f'Data API: localdev.dataapi_server (aiohttp + mongomock) in its own process; '
             f'{DATAAPI_DISTINCT_EVENTS} request ids per measurement, the rest redeliveries; '
-            f'a save is 2 POSTs (updateOne, findOne), raw sends the same two.')
+            f'a new event is 4 POSTs (upsert, read back, count, marker off), a redelivery '
+            f'2; raw sends the same.')
         clients: List[RawDataApiWork] = []
 
         def handler() -> Work:

@@ -1,11 +1,16 @@
 """Data API baselines: the local server in its own process, and bare httpx clients.
 
-A save by the `dataapi` backend is two POSTs: updateOne (the upsert) then findOne (the
-delivery count, which updateOne does not return). The raw baselines send the same two
-bodies, so they do the same HTTP work with nothing of the extension around it.
+The first delivery of an event by the `dataapi` backend is four POSTs (see
+`storage.mongo_store.MongoStore.save` and `storage.mongo_counts.count_creation`): updateOne
+(the upsert, which sets the event's counting marker), findOne (the delivery count and the
+marker, which updateOne does not return), updateOne on the counts collection (one more
+event of its installation and status) and updateOne removing the marker. A redelivery is
+the first two only. The raw baselines send the same bodies, so they do the same HTTP work
+with nothing of the extension around it.
 """
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -15,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Dict, Optional
 
 import httpx
-from bson import json_util
+from bson import ObjectId, json_util
 
 from connect_mongodb_example.storage.dataapi_client import MAX_CONNECTIONS
 from localdev.bench.workloads import EventFactory
@@ -29,12 +34,13 @@ logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def dataapi_server() -> AsyncIterator[str]:
+async def dataapi_server(mongodb_uri: Optional[str] = None) -> AsyncIterator[str]:
     """`python -m localdev.dataapi_server` on a free port (it prints the URL it got); yields
-    its base URL. Its own process, so that server and client do not share one event loop."""
+    its base URL. Its own process, so that server and client do not share one event loop.
+    Its data is in memory (mongomock), or in the server at `mongodb_uri`."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, '-m', 'localdev.dataapi_server', '--port', '0',
-        '--api-key', API_KEY,
+        '--api-key', API_KEY, *(['--mongodb-uri', mongodb_uri] if mongodb_uri else []),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, 'PYTHONUNBUFFERED': '1'},
     )
@@ -76,7 +82,7 @@ def handler_config(base_url: str, collection: str) -> Dict[str, str]:
 
 
 class RawDataApiWork:
-    """The backend's two POSTs through a bare httpx client: one pooled client with the
+    """The backend's POSTs through a bare httpx client: one pooled client with the
     backend's limits, or (`per_event`) a new client per event, as the tutorial did."""
 
     def __init__(self, base_url: str, collection: str, events: EventFactory,
@@ -96,43 +102,62 @@ class RawDataApiWork:
                                 max_keepalive_connections=MAX_CONNECTIONS),
         )
 
-    def _bodies(self, n: int) -> Dict[str, str]:
+    def _bodies(self, n: int, marker: ObjectId) -> Dict[str, str]:
         key, request = self.events.key_fields(n)
         now = datetime.now(timezone.utc)
         owner = self.events.installation['owner']
+        installation_id = self.events.installation['id']
         first_write = {
             'key': key, 'request_id': request['id'], 'status': request['status'],
             'updated': request['updated'], 'event_type': 'asset_purchase_request_processing',
             'asset_id': request['asset']['id'],
             'product_id': request['asset']['product']['id'],
-            'installation_id': self.events.installation['id'], 'account_id': owner['id'],
-            'received_at': now, 'request': request,
+            'installation_id': installation_id, 'account_id': owner['id'],
+            'received_at': now, 'request': request, 'counting': marker,
         }
-        common = {'dataSource': DATA_SOURCE, 'database': DATABASE,
+        events = {'dataSource': DATA_SOURCE, 'database': DATABASE,
                   'collection': self.collection}
-        update = {**common, 'filter': {'key': key}, 'upsert': True, 'update': {
+        counts = {**events, 'collection': self.collection + '_counts'}
+        update = {**events, 'filter': {'key': key}, 'upsert': True, 'update': {
             '$setOnInsert': first_write, '$inc': {'delivery_count': 1},
             '$set': {'last_received_at': now},
         }}
-        find = {**common, 'filter': {'key': key},
-                'projection': {'_id': 0, 'delivery_count': 1}}
+        find = {**events, 'filter': {'key': key},
+                'projection': {'_id': 0, 'delivery_count': 1, 'counting': 1}}
+        # One count per installation and status, its _id the pair as compact JSON.
+        count_id = json.dumps([installation_id, request['status']], separators=(',', ':'))
+        count = {**counts, 'filter': {'_id': count_id}, 'upsert': True, 'update': {
+            '$inc': {'events': 1, 'version': 1},
+            '$setOnInsert': {'installation_id': installation_id, 'status': request['status']},
+        }}
+        unmark = {**events, 'filter': {'key': key, 'counting': marker},
+                  'update': {'$unset': {'counting': ''}}}
         options = json_util.RELAXED_JSON_OPTIONS
-        return {'updateOne': json_util.dumps(update, json_options=options),
-                'findOne': json_util.dumps(find, json_options=options)}
+        return {name: json_util.dumps(body, json_options=options) for name, body in (
+            ('updateOne', update), ('findOne', find), ('count', count), ('unmark', unmark))}
 
     async def __call__(self, n: int) -> bool:
-        bodies = self._bodies(n)
+        marker = ObjectId()
+        bodies = self._bodies(n, marker)
         if self.client is not None:
-            return await self._save(self.client, bodies)
+            return await self._save(self.client, bodies, marker)
         async with self._client() as client:
-            return await self._save(client, bodies)
+            return await self._save(client, bodies, marker)
 
-    async def _save(self, client: httpx.AsyncClient, bodies: Dict[str, str]) -> bool:
+    async def _save(self, client: httpx.AsyncClient, bodies: Dict[str, str],
+                    marker: ObjectId) -> bool:
         written = await client.post(f'{self.base_url}/action/updateOne',
                                     content=bodies['updateOne'])
         counted = await client.post(f'{self.base_url}/action/findOne', content=bodies['findOne'])
         document: Any = json_util.loads(counted.text).get('document') or {}
-        return written.status_code == 200 and document.get('delivery_count', 0) >= 1
+        replies = [written, counted]
+        if document.get('counting') in (marker, str(marker)):
+            # This delivery created the event: count it, then take its marker off.
+            for body in (bodies['count'], bodies['unmark']):
+                replies.append(await client.post(f'{self.base_url}/action/updateOne',
+                                                 content=body))
+        return (all(reply.status_code == 200 for reply in replies)
+                and document.get('delivery_count', 0) >= 1)
 
     async def close(self) -> None:
         if self.client is not None:

@@ -1,198 +1,103 @@
-"""`make bench`, reads: pages of one installation's events among many, on SQLite and PostgreSQL.
+"""`make bench`, reads: pages of one installation's events among many, on SQLite,
+PostgreSQL, MongoDB (the driver backend) and the Data API (the local server over MongoDB).
 
 An installation holding 1,000,000 stored events, interleaved with other installations' events
-(half as many again, over 20 installations), is bulk-loaded with one SQL statement into the
-extension's first schema version (loading them through the handler would take an hour); the
-extension then migrates it as it would an existing database (read indexes, counts). Then the
-web application answers `GET /api/events` (a page and its Content-Range total) for the first
-and the 100th page of 50 events, and the same for one status, and a request's timeline, called
-in process through an ASGI transport as the runner's web worker calls it, one at a time.
+(half as many again, over 20 installations), is bulk-loaded (`reads_sql`, `reads_mongo`) and
+migrated by the extension as an existing database. The MongoDB server here is SecantusDB, a
+pure-Python server whose reads cost grows with the installation (see `reads_mongo` and the
+report's pymongo row), so the MongoDB backends get their own, smaller, count. Then the web
+application answers `GET /api/events` as the Events page calls it: the first page, pages
+reached by following the Link header's next cursor (page 1,000: 999 links followed once,
+then the call at that cursor measured), an offset page within MAX_OFFSET, each for all
+statuses and for one, and a request's timeline; called in process through an ASGI transport
+as the runner's web worker calls it, one at a time. Every page's events are checked against
+the data set before it is timed.
 
-    python -m localdev.bench.reads [--events 1000000] [--requests 200]
+    python -m localdev.bench.reads [--events 1000000] [--mongo-events 6000] [--requests 200]
 """
 import argparse
 import asyncio
 import json
 import os
-import sqlite3
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import httpx
-import psycopg2
 from fastapi import FastAPI
-from playhouse.db_url import connect as connect_url
 
-from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.storage.registry import close_all
-from connect_mongodb_example.storage.sql import SqlEventStore, SqlSettings
-from connect_mongodb_example.storage.sql_schema import EVENTS_TABLE, MIGRATIONS, version_model
-from connect_mongodb_example.webapp import EventsWebApplication
-from localdev.bench.measure import percentile
+from connect_mongodb_example.webapp import MAX_OFFSET, EventsWebApplication
+from localdev.bench import reads_mongo, reads_sql
+from localdev.bench.dataapi import dataapi_server, handler_config
+from localdev.bench.reads_data import (
+    TARGET,
+    expected_page,
+    matching,
+    newest_request,
+    total_rows,
+)
+from localdev.bench.reads_timing import P99_TARGET_MS, ReadResult, time_calls
 from localdev.bench.sql import postgres_database, postgres_version
-from localdev.bench.workloads import TEMPLATE_FILE
+from localdev.mongodb_server import available
 
-BACKENDS = ('sqlite', 'postgresql')
-#: The installation whose pages are read, and the others beside it.
-TARGET = 'EIN-0000-0000-0001'
-OTHERS = 20
-#: Of every 3 events loaded, 2 are the target installation's and 1 another's.
-TARGET_SHARE = (2, 3)
+BACKENDS = ('sqlite', 'postgresql', 'mongodb', 'dataapi')
 EVENTS, REQUESTS = 1_000_000, 200
+#: SecantusDB reads every event of the installation for any page (see the docs): at 6,000
+#: a call takes about a second; 1,000,000 would take minutes a call.
+MONGO_EVENTS, MONGO_REQUESTS = 6_000, 20
 QUICK_EVENTS, QUICK_REQUESTS = 6_000, 20
+QUICK_MONGO_EVENTS, QUICK_MONGO_REQUESTS = 600, 5
 PAGE_SIZE = 50
-PAGES = (1, 100)
-#: The Events page's target (README, Performance): the 99th percentile of an answer, in ms.
-P99_TARGET_MS = 50.0
-# One event per second of received time, from this moment on (naive UTC, as stored).
-FIRST_RECEIVED = '2026-01-01 00:00:00'
+PAGES = (1, 100, 1000)
+STATUS = 'approved'
 
 
 @dataclass(frozen=True)
-class ReadResult:
-    backend: str
-    case: str
-    requests: int
-    p50_ms: float
-    p99_ms: float
-
-    @property
-    def verdict(self) -> str:
-        return 'PASS' if self.p99_ms <= P99_TARGET_MS else 'MISS'
+class Case:
+    name: str
+    status: Optional[str]
+    #: Events before the page (0 for the first), and how it is reached: 'first', 'cursor'
+    #: (following next links), 'offset', or 'timeline' (a request's, not a page).
+    depth: int
+    how: str
 
 
-def total_rows(target_events: int) -> int:
-    """Rows to load so that the target installation gets exactly `target_events`."""
-    share, every = TARGET_SHARE
-    full, rest = divmod(target_events, share)
-    return full * every + rest
+@dataclass(frozen=True)
+class Shape:
+    """What is read: the pages, their size, and the offset page's offset."""
+    pages: Sequence[int] = PAGES
+    page_size: int = PAGE_SIZE
+    offset: int = MAX_OFFSET
 
 
-def _template() -> str:
-    return json.dumps(json.loads(TEMPLATE_FILE.read_text(encoding='utf-8'))['request'],
-                      separators=(',', ':'))
+@dataclass
+class ReadBench:
+    results: List[ReadResult] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
 
 
-# Row i (1-based): the target's when i % 3 != 0, else installation i % OTHERS; statuses cycle;
-# received i seconds after FIRST_RECEIVED, so the newest events have the highest i.
-_POSTGRES_LOAD = f"""
-INSERT INTO {EVENTS_TABLE} (key, request_id, status, updated, event_type, asset_id, product_id,
-    installation_id, account_id, received_at, last_received_at, delivery_count, request)
-SELECT inst || '/' || rid || ':' || st || ':' || upd, rid, st, upd, %(event_type)s,
-    'AS-' || i, 'PRD-000-000-001', inst, 'VA-000-' || (i %% {OTHERS}), at, at, 1 + i %% 2,
-    jsonb_set(%(template)s::jsonb, '{{id}}', to_jsonb(rid))
-FROM (
-    SELECT i,
-        CASE WHEN i %% {TARGET_SHARE[1]} = 0
-             THEN 'EIN-0000-1000-' || lpad((i %% {OTHERS})::text, 4, '0')
-             ELSE %(target)s END AS inst,
-        'PR-' || lpad(i::text, 12, '0') || '-001' AS rid,
-        (%(statuses)s::text[])[1 + i %% {len(PURCHASE_REQUEST.statuses)}] AS st,
-        to_char(timestamp %(first)s + i * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS+00:00')
-            AS upd,
-        timestamp %(first)s + i * interval '1 second' AS at
-    FROM generate_series(1, %(rows)s) AS i
-) AS generated
-"""  # noqa: S608 - constants only, values are bound
-
-_SQLITE_LOAD = f"""
-WITH RECURSIVE counter(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM counter WHERE i < :rows),
-generated AS (
-    SELECT i,
-        CASE WHEN i % {TARGET_SHARE[1]} = 0
-             THEN 'EIN-0000-1000-' || substr('000' || (i % {OTHERS}), -4)
-             ELSE :target END AS inst,
-        'PR-' || substr('00000000000' || i, -12) || '-001' AS rid,
-        json_extract(:statuses, '$[' || (i % {len(PURCHASE_REQUEST.statuses)}) || ']') AS st,
-        strftime('%Y-%m-%dT%H:%M:%S+00:00', :first, '+' || i || ' seconds') AS upd,
-        strftime('%Y-%m-%d %H:%M:%S', :first, '+' || i || ' seconds') AS at
-    FROM counter
-)
-INSERT INTO {EVENTS_TABLE} (key, request_id, status, updated, event_type, asset_id, product_id,
-    installation_id, account_id, received_at, last_received_at, delivery_count, request)
-SELECT inst || '/' || rid || ':' || st || ':' || upd, rid, st, upd, :event_type,
-    'AS-' || i, 'PRD-000-000-001', inst, 'VA-000-' || (i % {OTHERS}), at, at, 1 + i % 2,
-    json_set(:template, '$.id', rid)
-FROM generated
-"""  # noqa: S608 - constants only, values are bound
-
-
-def first_schema_version(url: str) -> None:
-    """The events table as the extension's first schema version made it: no read indexes nor
-    counts yet, so that the bulk load runs no trigger and the migrations then upgrade it."""
-    database = connect_url(url)
-    try:
-        with database.connection_context():
-            versions = version_model(database)
-            database.create_tables([versions], safe=True)
-            version, migrate = MIGRATIONS[0]
-            with database.atomic():
-                migrate(database)
-                versions.insert(
-                    version=version, applied_at=datetime.now(timezone.utc).replace(tzinfo=None),
-                ).execute()
-    finally:
-        database.close()
-
-
-async def migrate(url: str) -> None:
-    """The extension's own migrations, as its first event after an upgrade runs them."""
-    store = SqlEventStore(SqlSettings(url, pool_size=1))
-    try:
-        await store.ping()
-    finally:
-        await store.close()
-
-
-def load_postgres(url: str, target_events: int) -> None:
-    connection = psycopg2.connect(url, connect_timeout=5)
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(_POSTGRES_LOAD, {
-                'event_type': PURCHASE_REQUEST.name, 'template': _template(),
-                'target': TARGET, 'statuses': list(PURCHASE_REQUEST.statuses),
-                'first': FIRST_RECEIVED, 'rows': total_rows(target_events),
-            })
-    finally:
-        connection.close()
-
-
-def analyze_postgres(url: str) -> None:
-    """What autovacuum does to a table some time after a load: statistics, visibility map."""
-    connection = psycopg2.connect(url, connect_timeout=5)
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(f'VACUUM ANALYZE {EVENTS_TABLE}')
-    finally:
-        connection.close()
-
-
-def load_sqlite(url: str, target_events: int) -> None:
-    connection = sqlite3.connect(url.split(':///', 1)[1], isolation_level=None)
-    try:
-        connection.execute('BEGIN')
-        connection.execute(_SQLITE_LOAD, {
-            'event_type': PURCHASE_REQUEST.name, 'template': _template(), 'target': TARGET,
-            'statuses': json.dumps(PURCHASE_REQUEST.statuses), 'first': FIRST_RECEIVED,
-            'rows': total_rows(target_events),
-        })
-        connection.execute('COMMIT')
-    finally:
-        connection.close()
-
-
-def analyze_sqlite(url: str) -> None:
-    connection = sqlite3.connect(url.split(':///', 1)[1], isolation_level=None)
-    try:
-        connection.execute('ANALYZE')
-    finally:
-        connection.close()
+def read_cases(target_events: int, shape: Shape) -> Tuple[List[Case], List[str]]:
+    """Every measured call, and why the pages the installation is too small for are not."""
+    cases, skipped = [], []
+    for status in (None, STATUS):
+        suffix = f', {status}' if status else ''
+        events = matching(target_events, status)
+        for page in shape.pages:
+            depth = (page - 1) * shape.page_size
+            name = 'page 1' if page == 1 else f'page {page:,} (cursor)'
+            if depth >= events:
+                skipped.append(f'{name}{suffix}')
+                continue
+            cases.append(Case(name + suffix, status, depth, 'first' if page == 1 else 'cursor'))
+        if 0 < shape.offset < events:
+            cases.append(Case(f'offset {shape.offset:,}{suffix}', status, shape.offset, 'offset'))
+        elif shape.offset:
+            skipped.append(f'offset {shape.offset:,}{suffix}')
+    cases.append(Case('timeline', None, 0, 'timeline'))
+    return cases, skipped
 
 
 def web_application() -> FastAPI:
@@ -203,139 +108,200 @@ def web_application() -> FastAPI:
     return app
 
 
-def read_cases(target_events: int) -> List[Tuple[str, str]]:
-    """(name, URL) of every measured call."""
-    per_status = target_events // len(PURCHASE_REQUEST.statuses)
-    cases = []
-    for status in (None, 'approved'):
-        for page in PAGES:
-            offset = (page - 1) * PAGE_SIZE
-            if offset >= (per_status if status else target_events):
-                continue
-            query = f'limit={PAGE_SIZE}&offset={offset}' + (f'&status={status}' if status else '')
-            cases.append((f'page {page}' + (f', {status}' if status else ''),
-                          f'/api/events?{query}'))
-    # The newest request of the target installation (row 1 of the load is another's).
-    newest = total_rows(target_events) - (1 if total_rows(target_events) % 3 == 0 else 0)
-    cases.append(('timeline', f'/api/requests/PR-{newest:012d}-001/timeline'))
-    return cases
+async def get_ok(client: httpx.AsyncClient, url: str) -> httpx.Response:
+    response = await client.get(url)
+    if response.status_code != 200:
+        raise RuntimeError(f'GET {url}: HTTP {response.status_code} {response.text[:200]}')
+    return response
 
 
-async def measure_reads(
-    backend: str, url: str, target_events: int, requests: int,
-) -> List[ReadResult]:
-    headers = {
-        'X-Connect-Installation-Id': TARGET,
-        'X-Connect-Config': json.dumps({'STORAGE_BACKENDS': 'sql', 'DATABASE_URL': url}),
-    }
+async def locate(client: httpx.AsyncClient, case: Case, target_events: int,
+                 page_size: int) -> str:
+    """The URL of the measured call; a cursor page is reached as the page reaches it, by
+    following rel=next links from the first page."""
+    if case.how == 'timeline':
+        return f'/api/requests/{newest_request(target_events)}/timeline'
+    url = f'/api/events?limit={page_size}' + (f'&status={case.status}' if case.status else '')
+    if case.how == 'offset':
+        return f'{url}&offset={case.depth}'
+    for _ in range(case.depth // page_size if case.how == 'cursor' else 0):
+        url = (await get_ok(client, url)).links['next']['url']
+    return url
+
+
+def check(case: Case, response: httpx.Response, target_events: int, page_size: int) -> None:
+    """The answer holds the events the data set says, in page order."""
+    body = response.json()
+    if case.how == 'timeline':
+        wanted = newest_request(target_events)
+        if body['request_id'] != wanted or not body['events']:
+            raise RuntimeError(f'timeline: not the events of {wanted}')
+        return
+    got = [event['request_id'] for event in body]
+    wanted_ids = expected_page(target_events, case.status, case.depth, page_size)
+    if got != wanted_ids:
+        raise RuntimeError(f'{case.name}: got {got[:3]}..., expected {wanted_ids[:3]}...')
+
+
+async def measure_reads(backend: str, config: Dict[str, str], target_events: int,
+                        requests: int, shape: Shape, notes: List[str]) -> List[ReadResult]:
+    headers = {'X-Connect-Installation-Id': TARGET, 'X-Connect-Config': json.dumps(config)}
     transport = httpx.ASGITransport(app=web_application())
+    cases, skipped = read_cases(target_events, shape)
+    if skipped:
+        notes.append(f'{backend}: not read (the installation is too small): '
+                     f'{"; ".join(skipped)}.')
     results = []
     async with httpx.AsyncClient(transport=transport, base_url='http://localhost',
                                  headers=headers) as client:
-        for case, path in read_cases(target_events):
-            latencies = []
-            for index in range(requests + requests // 10):
-                started = time.perf_counter()
-                response = await client.get(path)
-                elapsed = (time.perf_counter() - started) * 1000
-                if response.status_code != 200 or not response.json():
-                    raise RuntimeError(f'{backend} {case}: HTTP {response.status_code} '
-                                       f'{response.text[:200]}')
-                if index >= requests // 10:  # the first tenth warms caches up
-                    latencies.append(elapsed)
-            results.append(ReadResult(backend, case, len(latencies),
-                                      percentile(latencies, 0.5), percentile(latencies, 0.99)))
+        for case in cases:
+            started = time.monotonic()
+            url = await locate(client, case, target_events, shape.page_size)
+            if case.how == 'cursor':
+                notes.append(f'{backend}: {case.name} reached by {case.depth // shape.page_size:,}'
+                             f' next links in {time.monotonic() - started:.1f}s.')
+            check(case, await get_ok(client, url), target_events, shape.page_size)
+            results.append(await time_calls(
+                backend, case.name, lambda url=url: get_ok(client, url), requests))
     await close_all()
-    return results
-
-
-@dataclass
-class ReadBench:
-    results: List[ReadResult]
-    notes: List[str]
-
-
-async def bench_backend(
-    backend: str, url: str, target_events: int, requests: int, notes: List[str],
-) -> List[ReadResult]:
-    load, analyze = ((load_postgres, analyze_postgres) if backend == 'postgresql'
-                     else (load_sqlite, analyze_sqlite))
-    first_schema_version(url)
-    started = time.monotonic()
-    load(url, target_events)
-    loaded = time.monotonic()
-    await migrate(url)
-    migrated = time.monotonic()
-    analyze(url)
-    notes.append(f'{backend}: {total_rows(target_events):,} events loaded in '
-                 f'{loaded - started:.0f}s, migrated (read indexes, counts) in '
-                 f'{migrated - loaded:.0f}s.')
-    results = await measure_reads(backend, url, target_events, requests)
     # The machine may be shared: how busy it was is part of the figures.
     notes.append(f'{backend}: load average {os.getloadavg()[0]:.1f} after the reads.')
     return results
 
 
-async def run(backends: Sequence[str], target_events: int, requests: int) -> ReadBench:
-    bench = ReadBench([], [])
+async def run_sql(bench: ReadBench, backends: Sequence[str], target_events: int,
+                  requests: int, shape: Shape) -> None:
     with tempfile.TemporaryDirectory(prefix='bench-reads-') as directory:
         if 'sqlite' in backends:
             url = f'sqlite:///{os.path.join(directory, "reads.sqlite3")}'
-            bench.results += await bench_backend('sqlite', url, target_events, requests,
-                                                 bench.notes)
-        if 'postgresql' in backends:
-            with postgres_database() as (url, where):
-                bench.notes.append(f'postgresql: PostgreSQL {postgres_version(url)}, '
-                                   f'a fresh database on {where}.')
-                bench.results += await bench_backend('postgresql', url, target_events,
-                                                     requests, bench.notes)
+            bench.notes.append(await reads_sql.prepare('sqlite', url, target_events))
+            bench.results += await measure_reads(
+                'sqlite', {'STORAGE_BACKENDS': 'sql', 'DATABASE_URL': url}, target_events,
+                requests, shape, bench.notes)
+    if 'postgresql' in backends:
+        with postgres_database() as (url, where):
+            bench.notes.append(f'postgresql: PostgreSQL {postgres_version(url)}, '
+                               f'a fresh database on {where}.')
+            bench.notes.append(await reads_sql.prepare('postgresql', url, target_events))
+            bench.results += await measure_reads(
+                'postgresql', {'STORAGE_BACKENDS': 'sql', 'DATABASE_URL': url}, target_events,
+                requests, shape, bench.notes)
+
+
+async def run_mongo(bench: ReadBench, backends: Sequence[str], target_events: int,
+                    requests: int, shape: Shape) -> None:
+    """Both MongoDB backends on one SecantusDB collection, with the server's own cost
+    (bare PyMongo, the same query) beside them."""
+    reason = available()
+    if reason:
+        bench.notes.append(f'mongodb, dataapi: not measured: {reason}.')
+        return
+    with reads_mongo.secantus() as server:
+        bench.notes.append(f'mongodb, dataapi: SecantusDB on loopback, {target_events:,} events '
+                           f'of the installation among {total_rows(target_events):,}.')
+        bench.notes.append(await reads_mongo.prepare(server.uri(), target_events))
+        for status, hint, case in ((None, True, 'page 1, find alone'),
+                                   (STATUS, True, f'page 1, {STATUS}, find alone'),
+                                   (STATUS, False, f'page 1, {STATUS}, no hint')):
+            call, stats = reads_mongo.direct_page(server.uri(), shape.page_size, status, hint)
+            try:
+                examined = {name: f'{stats[name]:,}' if isinstance(stats.get(name), int)
+                            else '?' for name in ('totalDocsExamined', 'totalKeysExamined')}
+                bench.notes.append(
+                    f'pymongo: {case}: SecantusDB\'s explain says {examined["totalDocsExamined"]}'
+                    f' documents and {examined["totalKeysExamined"]} index keys examined for '
+                    f'{shape.page_size + 1} returned.')
+                bench.results.append(await time_calls('pymongo', case, call, requests))
+            finally:
+                call.close()  # type: ignore[attr-defined]
+        if 'mongodb' in backends:
+            bench.results += await measure_reads(
+                'mongodb', reads_mongo.driver_config(server.uri()), target_events, requests,
+                shape, bench.notes)
+        if 'dataapi' in backends:
+            async with dataapi_server(mongodb_uri=server.uri()) as base_url:
+                bench.results += await measure_reads(
+                    'dataapi', handler_config(base_url, reads_mongo.COLLECTION),
+                    target_events, requests, shape, bench.notes)
+
+
+async def run(backends: Sequence[str], counts: Dict[str, Tuple[int, int]],
+              shape: Shape = Shape()) -> ReadBench:
+    """`counts`: (events of the installation, measured calls per row) of 'sql' and 'mongo'."""
+    bench = ReadBench()
+    if {'sqlite', 'postgresql'} & set(backends):
+        await run_sql(bench, backends, *counts['sql'], shape)
+    if {'mongodb', 'dataapi'} & set(backends):
+        await run_mongo(bench, backends, *counts['mongo'], shape)
     return bench
 
 
-def report(bench: ReadBench, target_events: int) -> str:
+def report(bench: ReadBench, counts: Dict[str, Tuple[int, int]], shape: Shape) -> str:
+    sql, mongo = counts['sql'][0], counts['mongo'][0]
     lines = [
-        f'Reads: GET /api/events in an installation of {target_events:,} events among '
-        f'{total_rows(target_events):,}; {PAGE_SIZE} per page; one call at a time '
-        f'(target: p99 <= {P99_TARGET_MS:g} ms).',
+        f'Reads: GET /api/events of one installation, {shape.page_size} per page, one call '
+        f'at a time (target: p99 <= {P99_TARGET_MS:g} ms); SQL: {sql:,} events among '
+        f'{total_rows(sql):,}; MongoDB, Data API: {mongo:,} among {total_rows(mongo):,}.',
         *bench.notes,
-        f'{"backend":<11} {"call":<20} {"calls":>6} {"p50 ms":>7} {"p99 ms":>7}',
-        '-' * 56,
+        f'{"backend":<11} {"call":<30} {"calls":>6} {"p50 ms":>8} {"p99 ms":>8}',
+        '-' * 71,
     ]
     for result in bench.results:
-        lines.append(f'{result.backend:<11} {result.case:<20} {result.requests:>6} '
-                     f'{result.p50_ms:>7.2f} {result.p99_ms:>7.2f} {result.verdict}')
+        lines.append(f'{result.backend:<11} {result.case:<30} {result.requests:>6} '
+                     f'{result.p50_ms:>8.2f} {result.p99_ms:>8.2f} {result.verdict}')
     return '\n'.join(lines)
 
 
 async def bench(quick: bool) -> str:
-    """The report `make bench` prints (`--quick`: a smoke run on a small installation)."""
-    events, requests = (QUICK_EVENTS, QUICK_REQUESTS) if quick else (EVENTS, REQUESTS)
-    return report(await run(BACKENDS, events, requests), events)
+    """The report `make bench` prints (`--quick`: a smoke run on small installations)."""
+    counts = ({'sql': (QUICK_EVENTS, QUICK_REQUESTS),
+               'mongo': (QUICK_MONGO_EVENTS, QUICK_MONGO_REQUESTS)} if quick
+              else {'sql': (EVENTS, REQUESTS), 'mongo': (MONGO_EVENTS, MONGO_REQUESTS)})
+    return report(await run(BACKENDS, counts), counts, Shape())
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog='python -m localdev.bench.reads',
                                      description=__doc__.split('\n')[0])
     parser.add_argument('--events', type=int, default=EVENTS,
-                        help=f'events of the installation read (default {EVENTS})')
+                        help=f'SQL: events of the installation read (default {EVENTS})')
     parser.add_argument('--requests', type=int, default=REQUESTS,
-                        help=f'measured calls per case (default {REQUESTS})')
+                        help=f'SQL: measured calls per row (default {REQUESTS})')
+    parser.add_argument('--mongo-events', type=int, default=MONGO_EVENTS,
+                        help=f'MongoDB, Data API: the same (default {MONGO_EVENTS})')
+    parser.add_argument('--mongo-requests', type=int, default=MONGO_REQUESTS,
+                        help=f'MongoDB, Data API: the same (default {MONGO_REQUESTS})')
     parser.add_argument('--backends', default=','.join(BACKENDS),
-                        help=f'comma-separated, from {", ".join(BACKENDS)} (default: both)')
+                        help=f'comma-separated, from {", ".join(BACKENDS)} (default: all)')
+    parser.add_argument('--pages', default=','.join(map(str, PAGES)),
+                        help='pages read (default 1,100,1000); beyond 1, by cursor')
+    parser.add_argument('--page-size', type=int, default=PAGE_SIZE)
+    parser.add_argument('--offset', type=int, default=MAX_OFFSET,
+                        help=f'the offset page read (default {MAX_OFFSET}; 0: none)')
     options = parser.parse_args(argv)
     options.backends = [name.strip() for name in options.backends.split(',') if name.strip()]
     unknown = sorted(set(options.backends) - set(BACKENDS))
     if unknown or not options.backends:
         parser.error(f'--backends: unknown {", ".join(unknown) or "(none given)"}')
-    if options.events < PAGE_SIZE or options.requests < 10:
-        parser.error('--events must be at least 50 and --requests at least 10')
+    try:
+        options.pages = sorted({int(page) for page in options.pages.split(',')})
+    except ValueError:
+        parser.error('--pages: comma-separated page numbers')
+    if min(options.events, options.mongo_events) < options.page_size or min(
+            options.requests, options.mongo_requests) < 1 or options.pages[0] < 1:
+        parser.error('--events and --mongo-events must hold a page, --requests and '
+                     '--mongo-requests and pages be at least 1')
+    if not 1 <= options.page_size <= 100 or not 0 <= options.offset <= MAX_OFFSET:
+        parser.error(f'--page-size is 1 to 100, --offset 0 to {MAX_OFFSET}')
     return options
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     options = parse_args(argv)
-    bench = asyncio.run(run(options.backends, options.events, options.requests))
-    print(report(bench, options.events))
+    counts = {'sql': (options.events, options.requests),
+              'mongo': (options.mongo_events, options.mongo_requests)}
+    shape = Shape(options.pages, options.page_size, options.offset)
+    print(report(asyncio.run(run(options.backends, counts, shape)), counts, shape))
     return 0
 
 

@@ -1,22 +1,45 @@
 """The README's "Fork it" recipes, carried out as written on a copy of the repository, whose
 own tests and code then run in a separate Python process."""
+import inspect
 import json
+import re
+from typing import Dict, Iterable, List
 
 from connect_mongodb_example.event_record import build_record
 from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.settings import load_settings
+from connect_mongodb_example.storage.base import EventStore
 from connect_mongodb_example.storage.registry import close_all, stores_for
+from tests.support.backends import backend_targets
 from tests.support.fork import (
+    PytestRun,
     insert_after,
     insert_before,
     last_migration,
     make_fork,
     recipe_blocks,
+    recipe_text,
     run_in_fork,
+    run_tests,
 )
 
 PACKAGE = 'connect_mongodb_example'
 CUSTOMER_ID = 'TA-0-7251-3930-7482'  # tests/support/requests.py
+CONTRACT = ('tests/storage/test_backend_contract.py',
+            'tests/storage/test_backend_contract_reads.py',
+            'tests/storage/test_backend_contract_lifecycle.py')
+WEB = ('tests/test_webapp.py', 'tests/test_web_inputs.py', 'tests/test_web_export.py')
+#: Target id -> whether this machine may lack its server (its tests then skip).
+TARGETS = {param.id: bool(param.marks) for param in backend_targets()}
+#: The template's tests that spell out every field of a record or every column of the page,
+#: by file: they fail in a fork that adds a field until the forker adds it to them, as the
+#: recipe says (issue 17). Asserted to fail, so that this list goes when they are fixed.
+SPELT_OUT = {
+    'tests/test_event_record.py': ['test_record_carries_every_field'],
+    'tests/test_webapp.py': ['test_events_are_the_installations_newest_first',
+                             'test_the_schema_gives_the_page_its_columns_and_statuses'],
+    'tests/test_web_export.py': ['test_an_installation_without_events_downloads_an_empty_file'],
+}
 
 
 def succeeded(result) -> str:
@@ -26,6 +49,42 @@ def succeeded(result) -> str:
 
 def last_line(result) -> str:
     return succeeded(result).strip().splitlines()[-1]
+
+
+def target_of(test: str, targets: Iterable[str]) -> str:
+    """Which of `targets` a test parametrised by the `store` or `web` fixture ran on ('' for
+    none): the first part of its parameters' id."""
+    ids = re.search(r'\[(.*)\]$', test)
+    return next((target for target in sorted(targets, key=len, reverse=True)
+                 if ids and (ids[1] == target or ids[1].startswith(f'{target}-'))), '')
+
+
+def assert_passed_on_every_target(run: PytestRun, targets: Dict[str, bool],
+                                  spelt_out: Iterable[str] = ()) -> None:
+    """Each of `targets` (name -> whether this machine may lack its server) ran the same
+    tests, which all passed, or were all skipped for want of the server; but the tests
+    `spelt_out` (their names, without parameters), which failed, and must (see SPELT_OUT)."""
+    found: Dict[str, Dict[str, List[str]]] = {}  # target -> outcome -> tests
+    for test, outcome in run.outcomes.items():
+        target = target_of(test, targets)
+        test = test.replace(f'[{target}]', '').replace(f'[{target}-', '[')
+        found.setdefault(target, {}).setdefault(outcome, []).append(test)
+    assert set(found) - {''} == set(targets), sorted(found)
+    failed = {test.split('::')[1].split('[')[0] for test, outcome in run.outcomes.items()
+              if outcome != 'passed' and outcome != 'skipped'}
+    assert failed == set(spelt_out), run.report()
+    first = sorted(sum(found[next(iter(targets))].values(), []))
+    assert first, run.report()
+    for target, may_be_absent in targets.items():
+        assert sorted(sum(found[target].values(), [])) == first, target
+        outcomes = set(found[target]) - ({'failed'} if spelt_out else set())
+        assert outcomes == {'passed'} or (may_be_absent and outcomes == {'skipped'}), (
+            target, found[target])
+
+
+def servers_here(targets: Dict[str, bool]) -> Dict[str, bool]:
+    """The targets that need no server (those `-m 'not postgres'` keeps)."""
+    return {target: False for target, may_be_absent in targets.items() if not may_be_absent}
 
 
 async def test_add_a_field_to_the_record(tmp_path, postgres_url, purchase_request):
@@ -42,10 +101,12 @@ async def test_add_a_field_to_the_record(tmp_path, postgres_url, purchase_reques
     insert_after(fork / PACKAGE / 'storage' / 'sql_schema.py', '    (6, _count_deletes),',
                  migration)
 
-    # Every backend stores and reads back every declared field, the new one included.
-    contract = run_in_fork(fork, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--no-cov',
-                           'tests/storage/test_backend_contract.py', '-k', 'every_stored_field')
-    assert '4 passed' in last_line(contract), contract.stdout
+    # Every backend stores and reads back every declared field, the new one included, and
+    # passes the rest of the write contract; the record's own tests pass.
+    tests = run_tests(fork, CONTRACT[0], 'tests/test_event_record.py')
+    assert_passed_on_every_target(tests, TARGETS, SPELT_OUT['tests/test_event_record.py'])
+    assert {target_of(test, TARGETS) for test in tests.ids('passed')
+            if 'every_stored_field' in test} >= set(servers_here(TARGETS))
     migrated = run_in_fork(fork, '-m', 'tests.recipes.in_fork_field',
                            env={'OLD_DATABASES': json.dumps(old_databases)})
     expected = [['pending', None], ['approved', CUSTOMER_ID]]
@@ -56,6 +117,14 @@ async def test_add_a_field_to_the_record(tmp_path, postgres_url, purchase_reques
     }
 
 
+def test_the_field_recipe_names_the_tests_that_spell_out_the_fields():
+    recipe = recipe_text('Add a field to the record')
+    for path, tests in SPELT_OUT.items():
+        assert f'`{path}`' in recipe, path
+        for test in tests:
+            assert f'`{test}`' in recipe, test
+
+
 def test_add_a_column_to_the_page(tmp_path, sqlite_url):
     [field, migration] = recipe_blocks('Add a field to the record')
     [column] = recipe_blocks('Add a column to the page')
@@ -63,6 +132,12 @@ def test_add_a_column_to_the_page(tmp_path, sqlite_url):
     insert_after(fork / PACKAGE / 'event_record.py', '    account_id: ', field)
     insert_after(fork / PACKAGE / 'storage' / 'sql_schema.py', last_migration(fork), migration)
     insert_after(fork / PACKAGE / 'event_views.py', "    'account_id',", column)
+
+    # The web application's tests pass with the new column, on the backends that need no
+    # server (the column changes what is listed, not how a backend reads).
+    web = run_tests(fork, *WEB, '-m', 'not postgres')
+    assert_passed_on_every_target(web, {**servers_here(TARGETS), 'fake': False},
+                                  [test for path in WEB for test in SPELT_OUT.get(path, [])])
 
     shown = json.loads(last_line(run_in_fork(
         fork, '-m', 'tests.recipes.in_fork_column', env={'DATABASE_URL': sqlite_url})))
@@ -80,8 +155,20 @@ def test_add_a_column_to_the_page(tmp_path, sqlite_url):
         static / 'index.html').read_text()
 
 
+def test_the_backend_recipe_names_every_method_a_backend_implements():
+    """What `EventStore` declares abstract, with each parameter, as the recipe lists it."""
+    recipe = recipe_text('Add a storage backend')
+    for name in sorted(EventStore.__abstractmethods__):
+        parameters = [parameter for parameter in
+                      inspect.signature(getattr(EventStore, name)).parameters
+                      if parameter != 'self']
+        listed = re.search(rf'`{re.escape(name)}\(([^`]*)\)`', recipe)
+        assert listed, f'the recipe does not list `{name}(...)`'
+        assert listed[1].replace(',', ' ').split() == parameters, name
+
+
 def test_add_a_storage_backend(tmp_path):
-    import_line, registration = recipe_blocks('Add a storage backend')
+    import_line, registration, howto_table = recipe_blocks('Add a storage backend')
     fork = make_fork(tmp_path / 'fork')
     storage = fork / PACKAGE / 'storage'
     sample = fork / 'tests' / 'support' / 'sample_backend.py'
@@ -89,24 +176,54 @@ def test_add_a_storage_backend(tmp_path):
     insert_after(storage / '__init__.py', 'from connect_mongodb_example.storage.dataapi ',
                  import_line)
     insert_after(storage / '__init__.py', '        DataApiEventStore,', registration)
-
-    contract = run_in_fork(fork, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--no-cov',
-                           'tests/storage/test_backend_contract.py', '-k', 'memory')
-    assert '5 passed' in last_line(contract), contract.stdout
-    # Its variable documented by regenerating the table (which tests/test_readme.py checks).
     succeeded(run_in_fork(fork, '-m', 'localdev.variables_table', '--write'))
+    insert_before(fork / 'HOWTO.md', 'To run the runner on your machine instead of in a container',
+                  howto_table + '\n')
+
+    # The contract suites and the web application's tests run on it as on SQLite: the same
+    # tests, all passed.
+    suites = run_tests(fork, *CONTRACT, *WEB, '-k', 'memory or sql-sqlite')
+    assert suites.result.returncode == 0, suites.report()
+    assert_passed_on_every_target(suites, {'sql-sqlite': False, 'memory': False})
+    assert {test.split('::')[0] for test in suites.ids('passed')
+            if target_of(test, ['memory'])} == {
+        path[:-3].replace('/', '.') for path in (*CONTRACT, *WEB)}
+
+    # The docs name it: its variable (README), its table in HOWTO.md, which the extension
+    # accepts (tests/test_deployment.py); and its settings are read like the others'.
+    docs = run_tests(fork, 'tests/test_deployment.py', 'tests/test_readme.py',
+                     'tests/test_settings.py', 'tests/test_variables.py',
+                     'tests/storage/test_registry.py')
+    assert docs.result.returncode == 0, docs.report()
+    assert set(docs.outcomes.values()) <= {'passed', 'skipped'}, docs.report()
+    assert docs.outcomes['tests.test_deployment::'
+                         'test_howto_local_variables_are_accepted_by_the_extension[memory]'] \
+        == 'passed'
     readme = (fork / 'README.md').read_text()
     assert '| `MEMORY_STORE_NAME` | `events` | no | Name of the in-memory store' in readme
     assert '`sql`, `mongodb`, `dataapi`, `memory`.' in readme
 
 
 def test_handle_another_event_type(tmp_path, sqlite_url):
-    declaration, handler = recipe_blocks('Handle another event type')
+    declaration, handler, definition = recipe_blocks('Handle another event type')
     fork = make_fork(tmp_path / 'fork')
     extension = fork / PACKAGE / 'extension.py'
     insert_before(extension, '@variables(', declaration + '\n\n')
     insert_after(extension, '        return await self.store_event(PURCHASE_REQUEST, request)',
                  '\n' + handler)
+
+    insert_before(fork / 'tests' / 'test_validation.py',
+                  '    # The object is the installation itself', definition)
+
+    # The extension's tests pass with the new handler, the eaas-core validators (which
+    # know Connect's event types and their statuses) included.
+    modules = ('tests/test_extension.py', 'tests/test_validation.py',
+               'tests/test_event_handling.py', 'tests/test_installation_events.py')
+    tests = run_tests(fork, *modules)
+    assert tests.result.returncode == 0, tests.report()
+    assert set(tests.outcomes.values()) <= {'passed', 'skipped'}, tests.report()
+    assert {test.split('::')[0] for test in tests.ids('passed')} == {
+        path[:-3].replace('/', '.') for path in modules}
 
     outcome = json.loads(last_line(run_in_fork(
         fork, '-m', 'tests.recipes.in_fork_event_type', env={'DATABASE_URL': sqlite_url})))

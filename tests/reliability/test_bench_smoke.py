@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from bson import json_util
+from bson import ObjectId, json_util
 
 from connect_mongodb_example.storage import mongo_documents
 from localdev.bench import cli as bench
@@ -64,9 +64,10 @@ async def test_raw_sql_runs_the_statement_and_values_of_the_extension(sqlite_url
 def test_raw_data_api_bodies_are_the_backends():
     events = EventFactory(1)
     raw = RawDataApiWork('http://127.0.0.1:9', 'events', events, per_event=True)
-    update = json_util.loads(raw._bodies(3)['updateOne'])
+    marker = ObjectId()
+    update = json_util.loads(raw._bodies(3, marker)['updateOne'])
     record = purchase_record(events.request(3), installation=events.installation)
-    expected = mongo_documents.upsert_update(record)
+    expected = mongo_documents.upsert_update(record, marker)
     for document in (update['update'], expected):  # the receive times differ, rightly
         document['$setOnInsert'].pop('received_at')
         document['$set'].pop('last_received_at')
