@@ -399,7 +399,10 @@ def test_workflow_runs_make_test_with_pinned_actions():
     assert 'actions/setup-python@v5' in actions
     assert all(re.search(r'@v\d+$', action) for action in actions), actions
     runs = [step['run'].strip() for step in steps if 'run' in step]
-    assert runs == ['make test']
+    # make test last; before it only the system packages .ci/run installs too.
+    assert runs[-1] == 'make test'
+    assert all(re.fullmatch(r'sudo apt-get update -qq && sudo apt-get install -y -qq [a-z ]+', run)
+               for run in runs[:-1]), runs
 
 
 def test_workflow_fetches_nothing_beside_the_clone():
