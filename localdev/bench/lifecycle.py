@@ -42,7 +42,7 @@ from connect_mongodb_example.extension import StatefulEventsApplication
 from connect_mongodb_example.settings import load_settings
 from connect_mongodb_example.storage.base import EventFilter, EventStore
 from connect_mongodb_example.storage.registry import close_all, stores_for
-from localdev.bench import reads
+from localdev.bench import reads, reads_data, reads_sql, reads_timing
 from localdev.bench.export_walk import ExportWalk, walk_export
 from localdev.bench.peak_rss import PeakRss
 from localdev.bench.probes import EventWriter, Latencies, page_reader, repeat
@@ -55,11 +55,11 @@ EVENTS, QUICK_EVENTS = 1_000_000, 3_000
 #: How long the calls are measured without a purge, to compare with the purge's.
 BASELINE_SECONDS, QUICK_BASELINE_SECONDS = 20.0, 1.0
 RATIO_TARGET = 2.0
-P99_TARGET_MS = reads.P99_TARGET_MS
+P99_TARGET_MS = reads_timing.P99_TARGET_MS
 RSS_TARGET_MB = 50.0
 #: The installation purged and exported, and the others (reads.py's rows).
-TARGET = reads.TARGET
-OTHERS = tuple(f'EIN-0000-1000-{n:04d}' for n in range(reads.OTHERS))
+TARGET = reads_data.TARGET
+OTHERS = tuple(f'EIN-0000-1000-{n:04d}' for n in range(reads_data.OTHERS))
 #: The installation whose page is read while the purge runs.
 READ_INSTALLATION = OTHERS[1]
 # The handler logs a line per event and the job one per purge; the bench prints its own.
@@ -123,15 +123,16 @@ def extension(config: Dict[str, str]) -> StatefulEventsApplication:
 
 async def load(backend: str, url: str, events: int, notes: List[str]) -> None:
     """reads.py's rows: loaded into schema version 1, migrated by the extension, analyzed."""
-    load_rows, analyze = ((reads.load_postgres, reads.analyze_postgres)
-                          if backend == 'postgresql' else (reads.load_sqlite, reads.analyze_sqlite))
-    reads.first_schema_version(url)
+    load_rows, analyze = (
+        (reads_sql.load_postgres, reads_sql.analyze_postgres) if backend == 'postgresql'
+        else (reads_sql.load_sqlite, reads_sql.analyze_sqlite))
+    reads_sql.first_schema_version(url)
     started = time.monotonic()
     load_rows(url, events)
     loaded = time.monotonic()
-    await reads.migrate(url)
+    await reads_sql.migrate(url)
     analyze(url)
-    notes.append(f'{backend}: {reads.total_rows(events):,} events loaded in '
+    notes.append(f'{backend}: {reads_data.total_rows(events):,} events loaded in '
                  f'{loaded - started:.0f}s, migrated and analyzed in '
                  f'{time.monotonic() - loaded:.0f}s.')
 
@@ -263,7 +264,7 @@ def _ratio(during: Latencies, before: Latencies) -> float:
 
 
 def report(results: Sequence[BackendResult], events: int, baseline_seconds: float) -> str:
-    total = reads.total_rows(events)
+    total = reads_data.total_rows(events)
     lines = [
         f'Data lifecycle: installation {TARGET} holding {events:,} events among {total:,}.',
         *(note for result in results for note in result.notes),

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from localdev.bench import lifecycle, reads
+from localdev.bench import lifecycle, reads_data
 from localdev.bench.stored_counts import stored_counts
 
 EVENTS = 900  # three parts of each format: the Link rel="next" is followed
@@ -26,7 +26,7 @@ async def test_the_export_is_whole_and_the_purge_takes_the_target_only(backend_u
 
     # Loaded: the target's events, and the others' interleaved (none empty).
     assert result.before[lifecycle.TARGET] == EVENTS
-    others_loaded = reads.total_rows(EVENTS) - EVENTS
+    others_loaded = reads_data.total_rows(EVENTS) - EVENTS
     assert sum(result.before[name] for name in lifecycle.OTHERS) == others_loaded
     assert all(result.before[name] for name in lifecycle.OTHERS)
     # Exported: every stored event once, over several parts, in both formats.
@@ -67,7 +67,7 @@ def test_the_quick_run_reports_a_row_per_export_and_call(capsys):
 def test_the_defaults_are_the_issue_counts():
     options = lifecycle.parse_args([])
     assert options.events == 1_000_000
-    assert reads.total_rows(options.events) == 1_500_000
+    assert reads_data.total_rows(options.events) == 1_500_000
     assert options.formats == ['csv', 'ndjson']
     assert options.backends == ['sqlite', 'postgresql']
     assert lifecycle.parse_args(['--quick']).events == lifecycle.QUICK_EVENTS
