@@ -27,16 +27,6 @@ from connect_mongodb_example.storage.base import EventFilter, EventStore
 
 T = TypeVar('T')
 
-#: Events one delete removes at most. Each batch is one statement in one transaction, and
-#: while it runs it holds what the delete locks: on SQLite the database's single write lock
-#: (every event write waits for the batch), on PostgreSQL the deleted rows and the
-#: installation's count rows (writes of that installation's events wait). Reads go on
-#: meanwhile (WAL, MVCC). A few hundred keeps each of those waits to one short statement,
-#: far inside STORAGE_TIMEOUT_SECONDS, and the key lists the document backends send with
-#: each delete small; larger batches would only save round trips, which a background job
-#: has no need of. A run stopped midway loses at most the batch under way, which its
-#: transaction undoes.
-DELETE_BATCH = 500
 #: Installations named in one line of the output at most (the output is a task message).
 SHOWN_IDS = 10
 PARAMETER_EXAMPLE = '{"installation_id": "EIN-..."}'
@@ -224,7 +214,7 @@ async def _purge(
     left_before: Optional[int] = None
     while True:
         deleted = await _within(store, store.delete_events(
-            limit=DELETE_BATCH, installation_id=installation_id, received_before=plan.now),
+            limit=store.delete_batch, installation_id=installation_id, received_before=plan.now),
             plan)
         deleted_here += deleted
         summary.purge_deleted += deleted
@@ -282,7 +272,7 @@ def _not_due_any_longer(
 async def _retention(store: EventStore, plan: Plan, summary: StoreSummary) -> None:
     while True:
         deleted = await _within(store, store.delete_events(
-            limit=DELETE_BATCH, installation_id=plan.installation_id,
+            limit=store.delete_batch, installation_id=plan.installation_id,
             received_before=plan.retention_cutoff), plan)
         summary.retention_deleted += deleted
         if deleted == 0:

@@ -112,7 +112,7 @@ async def test_a_reinstall_within_the_grace_keeps_everything(fake_backend, logge
 async def test_purges_go_in_batches_and_a_second_run_finds_nothing_to_do(
     fake_backend, monkeypatch, logger,
 ):
-    monkeypatch.setattr(data_lifecycle, 'DELETE_BATCH', 3)
+    monkeypatch.setattr(fake_backend, 'delete_batch', 3)
     store = the_store()
     await fill(store, GONE, days_ago(*range(40, 50)))
     await uninstalled(GONE, 31, logger=logger)
@@ -135,7 +135,7 @@ async def test_purges_go_in_batches_and_a_second_run_finds_nothing_to_do(
 async def test_a_reinstall_during_a_purge_stops_it_and_keeps_the_rest(
     fake_backend, monkeypatch, logger,
 ):
-    monkeypatch.setattr(data_lifecycle, 'DELETE_BATCH', 2)
+    monkeypatch.setattr(fake_backend, 'delete_batch', 2)
     store = the_store()
     await fill(store, GONE, days_ago(*range(40, 50)))
     await uninstalled(GONE, 31, logger=logger)
@@ -186,7 +186,7 @@ async def test_events_another_run_is_deleting_do_not_end_the_purge(
 ):
     """A delete may find nothing while another run holds the last events in a batch of its
     own: the purge goes on while what is left goes down, and ends marked."""
-    monkeypatch.setattr(data_lifecycle, 'DELETE_BATCH', 2)
+    monkeypatch.setattr(fake_backend, 'delete_batch', 2)
     store = the_store()
     await fill(store, GONE, days_ago(*range(40, 46), now=NOW))
     await store.save_installation(InstallationRecord(
@@ -340,7 +340,7 @@ async def test_bad_configuration_fails_the_run_naming_the_variable(
 async def test_a_failing_store_fails_the_run_which_the_next_one_resumes(
     fake_backend, monkeypatch, logger, caplog, error,
 ):
-    monkeypatch.setattr(data_lifecycle, 'DELETE_BATCH', 2)
+    monkeypatch.setattr(fake_backend, 'delete_batch', 2)
     store = the_store()
     await fill(store, GONE, days_ago(*range(40, 47)))
     await uninstalled(GONE, 31, logger=logger)
@@ -401,7 +401,7 @@ async def test_an_unforeseen_error_is_raised_for_connect_to_retry(
 
 
 async def test_two_runs_at_once_share_the_deletes(fake_backend, monkeypatch, logger):
-    monkeypatch.setattr(data_lifecycle, 'DELETE_BATCH', 3)
+    monkeypatch.setattr(fake_backend, 'delete_batch', 3)
     config = {**CONFIG, 'EVENTS_RETENTION_DAYS': '100'}
     store = the_store(config)
     settings = load_settings(config)
@@ -430,7 +430,7 @@ async def test_two_runs_at_once_share_the_deletes(fake_backend, monkeypatch, log
 
 
 async def test_a_run_stopped_midway_is_finished_by_the_next(fake_backend, monkeypatch, logger):
-    monkeypatch.setattr(data_lifecycle, 'DELETE_BATCH', 2)
+    monkeypatch.setattr(fake_backend, 'delete_batch', 2)
     store = the_store()
     settings = load_settings(CONFIG)
     await fill(store, GONE, days_ago(*range(40, 49), now=NOW))

@@ -140,6 +140,18 @@ class EventStore(ABC):
     async def list_installations(self) -> List[InstallationRecord]:
         """Every stored installation record, by installation id."""
 
+    @property
+    def delete_batch(self) -> int:
+        """Events the data lifecycle job deletes with one `delete_events` call.
+
+        Each call is one statement in one transaction and holds what that delete locks
+        while it runs; reads go on meanwhile. A few hundred keeps that wait to one short
+        statement and the key lists the document backends send small; larger batches only
+        save round trips, which a background job has no need of. A store whose deletes lock
+        more (SQLite's single write lock) returns fewer.
+        """
+        return 500
+
     @abstractmethod
     async def delete_events(
         self,

@@ -36,12 +36,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import httpx
 from connect.eaas.core.enums import ResultType
 
-from connect_mongodb_example import data_lifecycle
 from connect_mongodb_example.event_record import utcnow
 from connect_mongodb_example.extension import StatefulEventsApplication
 from connect_mongodb_example.settings import load_settings
 from connect_mongodb_example.storage.base import EventFilter, EventStore
 from connect_mongodb_example.storage.registry import close_all, stores_for
+from connect_mongodb_example.storage.sql import (
+    POSTGRES_DELETE_BATCH,
+    SQLITE_DELETE_BATCH,
+    SqlEventStore,
+)
 from localdev.bench import reads, reads_data, reads_sql, reads_timing
 from localdev.bench.export_walk import ExportWalk, walk_export
 from localdev.bench.peak_rss import PeakRss
@@ -81,6 +85,8 @@ class BackendResult:
     exports: List[Export] = field(default_factory=list)
     purge_seconds: float = 0.0
     purge_output: str = ''
+    #: Events per delete of the job: the store's delete_batch.
+    delete_batch: int = 0
     #: (without a purge, during it) for the page read and the write.
     page: Tuple[Latencies, Latencies] = (Latencies('page'), Latencies('page'))
     write: Tuple[Latencies, Latencies] = (Latencies('write'), Latencies('write'))
@@ -222,6 +228,7 @@ async def bench_backend(backend: str, url: str, events: int, formats: Sequence[s
     config = configuration(url)
     # The store the events handler and the job use in the runner's background worker.
     store = stores_for(load_settings(config))[0]
+    result.delete_batch = store.delete_batch
     try:
         async with web_client(config) as client:
             result.exports = await export(client, store, formats)
@@ -301,21 +308,22 @@ def purge_table(results: Sequence[BackendResult], baseline_seconds: float) -> Li
     lines = [
         '',
         f'Purge: {TARGET} uninstalled with ON_UNINSTALL=purge, PURGE_GRACE_DAYS=0, then the '
-        f'data lifecycle schedulable, deleting {data_lifecycle.DELETE_BATCH} events a batch; '
+        "data lifecycle schedulable, deleting the store's delete_batch events a batch; "
         f'page = GET /api/events page 1 of {READ_INSTALLATION}, '
         f'write = a new event of another installation through the store\'s save; "before": '
         f'{baseline_seconds:g}s without a purge (target: p99 during/before <= '
         f'{RATIO_TARGET:g}, page p99 < {P99_TARGET_MS:g} ms).',
-        f'{"backend":<11} {"purge s":>8} {"call":<6} {"calls b/d":>11} {"p50 before":>10} '
-        f'{"p50 during":>10} {"p99 before":>10} {"p99 during":>10} {"ratio":>6}',
-        '-' * 88,
+        f'{"backend":<11} {"batch":>5} {"purge s":>8} {"call":<6} {"calls b/d":>11} '
+        f'{"p50 before":>10} {"p50 during":>10} {"p99 before":>10} {"p99 during":>10} {"ratio":>6}',
+        '-' * 94,
     ]
     for result in results:
         for name, (before, during) in (('page', result.page), ('write', result.write)):
             ratio = _ratio(during, before)
             ok = ratio <= RATIO_TARGET and (name != 'page' or during.p99_ms < P99_TARGET_MS)
             lines.append(
-                f'{result.backend:<11} {result.purge_seconds:>8.1f} {name:<6} '
+                f'{result.backend:<11} {result.delete_batch:>5} {result.purge_seconds:>8.1f} '
+                f'{name:<6} '
                 f'{len(before.seconds):>5}/{len(during.seconds):<5} {before.p50_ms:>10.2f} '
                 f'{during.p50_ms:>10.2f} {before.p99_ms:>10.2f} {during.p99_ms:>10.2f} '
                 f'{ratio:>6.2f} {_verdict(ok)}')
@@ -356,7 +364,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                              'none to purge only')
     parser.add_argument('--delete-batch', type=int,
                         help='events per delete of the job, to see what the batch size trades '
-                             f"(default: the job's DELETE_BATCH, {data_lifecycle.DELETE_BATCH})")
+                             "(default: each store's delete_batch: SQLite "
+                             f'{SQLITE_DELETE_BATCH}, PostgreSQL {POSTGRES_DELETE_BATCH})')
     options = parser.parse_args(argv)
     options.events = options.events or (QUICK_EVENTS if options.quick else EVENTS)
     if options.baseline_seconds is None:
@@ -381,8 +390,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     options = parse_args(argv)
     if options.delete_batch:
-        # The job reads the constant at each delete: an experiment, never a setting.
-        data_lifecycle.DELETE_BATCH = options.delete_batch
+        # The job reads the store's delete_batch at each delete: an experiment, never a
+        # setting.
+        SqlEventStore.delete_batch = options.delete_batch  # type: ignore[assignment]
     started = time.monotonic()
     results = asyncio.run(run(options.backends, options.events, options.formats,
                               options.baseline_seconds))

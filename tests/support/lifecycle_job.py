@@ -14,7 +14,6 @@ import os
 import sys
 from typing import Any
 
-from connect_mongodb_example import data_lifecycle
 from connect_mongodb_example.storage import BACKENDS
 from connect_mongodb_example.storage.registry import close_all
 from tests.support.lifecycle import new_task_app, schedule_object
@@ -37,7 +36,8 @@ def announce_deletes(pause: float) -> None:
 
 async def main() -> None:
     config = json.loads(os.environ['LIFECYCLE_CONFIG'])
-    data_lifecycle.DELETE_BATCH = int(os.environ['LIFECYCLE_BATCH'])
+    for backend in BACKENDS.values():
+        backend.delete_batch = int(os.environ['LIFECYCLE_BATCH'])
     announce_deletes(float(os.environ.get('LIFECYCLE_PAUSE', '0')))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     logger = logging.LoggerAdapter(logging.getLogger('lifecycle_job'), {})
