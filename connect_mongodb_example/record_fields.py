@@ -13,7 +13,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 #: Kinds of stored values; each backend maps every kind to its own type.
 TEXT, TIME, JSON, COUNT = 'text', 'time', 'json', 'count'
 #: What a redelivery does to a stored field: nothing (the first write stays), take this
-#: delivery's value, or add one.
+#: delivery's value if it is later than the stored one (deliveries of one event may be
+#: written in any order), or add one.
 KEEP, LATEST, INCREMENT = 'keep', 'latest', 'increment'
 #: Where `build_record` takes a value from: (request, installation) -> value.
 Source = Callable[[Mapping[str, Any], Mapping[str, Any]], Any]

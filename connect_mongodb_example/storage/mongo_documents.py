@@ -107,7 +107,7 @@ def stored_document(record: EventRecord) -> Dict[str, Any]:
     event) included, so that its size is the largest stored."""
     marker = bson.ObjectId() if record.installation_id is not None else None
     update = upsert_update(record, marker)
-    return {'_id': bson.ObjectId(), **update['$setOnInsert'], **update['$set'],
+    return {'_id': bson.ObjectId(), **update['$setOnInsert'], **update['$max'],
             **dict.fromkeys(update['$inc'], 1)}
 
 
@@ -118,13 +118,14 @@ def key_filter(record: EventRecord) -> Dict[str, Any]:
 def upsert_update(record: EventRecord, marker: Optional[bson.ObjectId] = None) -> Dict[str, Any]:
     """The update that stores a new record or counts one more delivery of a stored one; a
     new record gets `marker` as its counting marker when one is given."""
-    update: Dict[str, Dict[str, Any]] = {'$setOnInsert': {}, '$inc': {}, '$set': {}}
+    update: Dict[str, Dict[str, Any]] = {'$setOnInsert': {}, '$inc': {}, '$max': {}}
     for name, stored in STORED_FIELDS:
         if stored.on_redelivery == INCREMENT:
             # $inc on a missing field starts it at 0, so a new document gets 1.
             update['$inc'][name] = 1
         elif stored.on_redelivery == LATEST:
-            update['$set'][name] = _to_mongo(stored, getattr(record, name))
+            # The later of the two: concurrent deliveries are applied in any order.
+            update['$max'][name] = _to_mongo(stored, getattr(record, name))
         else:
             update['$setOnInsert'][name] = _to_mongo(stored, getattr(record, name))
     if marker is not None:

@@ -430,7 +430,10 @@ def _compile_upsert(model: Any) -> Tuple[str, Tuple[Parameter, ...], Tuple[Any, 
         if stored.on_redelivery == INCREMENT:
             update[column] = column + 1
         elif stored.on_redelivery == LATEST:
-            update[column] = getattr(peewee.EXCLUDED, name)
+            # The later of the two: concurrent deliveries commit in any order.
+            delivered = getattr(peewee.EXCLUDED, name)
+            update[column] = peewee.Case(
+                None, [((column.is_null()) | (delivered > column), delivered)], column)
     query = model.insert(dict.fromkeys(fields)).on_conflict(
         conflict_target=[model.key], update=update,
     ).returning(model.delivery_count)

@@ -120,7 +120,7 @@ class RawDataApiWork:
         counts = {**events, 'collection': self.collection + '_counts'}
         update = {**events, 'filter': {'key': key}, 'upsert': True, 'update': {
             '$setOnInsert': first_write, '$inc': {'delivery_count': 1},
-            '$set': {'last_received_at': now},
+            '$max': {'last_received_at': now},
         }}
         find = {**events, 'filter': {'key': key},
                 'projection': {'_id': 0, 'delivery_count': 1, 'counting': 1}}

@@ -69,7 +69,7 @@ def event_document(i: int, template: Dict[str, Any]) -> Dict[str, Any]:
         request={**template, 'id': request_id},
     )
     update = documents.upsert_update(record)
-    return {**update['$setOnInsert'], **update['$set'], 'delivery_count': record.delivery_count}
+    return {**update['$setOnInsert'], **update['$max'], 'delivery_count': record.delivery_count}
 
 
 def load(uri: str, target_events: int, collection: str = COLLECTION) -> float:

@@ -48,6 +48,25 @@ async def test_a_redelivery_only_counts_and_moves_last_received_at(
     }
 
 
+async def test_a_delivery_written_late_never_moves_last_received_at_back(
+    store, purchase_request, installation,
+):
+    """Concurrent deliveries of one event are written in any order: one received earlier
+    but written last leaves the later time (and never goes before the first receipt)."""
+    request = purchase_request()
+    at = {minutes: purchase_record(request, installation=installation,
+                                   received_at=FIRST + timedelta(minutes=minutes))
+          for minutes in (-5, 0, 5, 10)}
+    for minutes in (0, 10, 5, -5):
+        await store.save(at[minutes])
+    [found] = await store.find(request['id'])
+    assert stored_values(found) == {
+        **stored_values(at[0]),
+        'delivery_count': 4,
+        'last_received_at': stored_values(at[10])['last_received_at'],
+    }
+
+
 async def test_racing_first_deliveries_make_one_record(store, purchase_request):
     record = purchase_record(purchase_request(), received_at=FIRST)
     counts = await asyncio.gather(*(store.save(record) for _ in range(8)))

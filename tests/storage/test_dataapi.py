@@ -21,6 +21,7 @@ from connect_mongodb_example.errors import (
     StorageRejected,
     StorageUnavailable,
 )
+from connect_mongodb_example.event_record import STORED_FIELDS
 from connect_mongodb_example.storage import (
     dataapi,
     dataapi_client,
@@ -195,7 +196,7 @@ async def test_update_is_an_ejson_upsert_then_the_count_is_read(api, store, reco
     assert 'application/ejson' in request.headers['accept']
     raw = json.loads(request.content)
     # Dates travel as EJSON dates, not strings, so that they are stored as BSON dates.
-    assert set(raw['update']['$set']['last_received_at']) == {'$date'}
+    assert set(raw['update']['$max']['last_received_at']) == {'$date'}
     assert raw['update']['$setOnInsert']['received_at']['$date'].endswith('Z')
     body = sent(update.calls[0])
     marker = body['update']['$setOnInsert'].pop('counting')
@@ -206,15 +207,12 @@ async def test_update_is_an_ejson_upsert_then_the_count_is_read(api, store, reco
         'dataSource': 'mongodb-atlas', 'database': 'connect_events', 'collection': 'events',
         'filter': {'key': record.key},
         'update': {
-            '$setOnInsert': {
-                'key': record.key, 'request_id': record.request_id, 'status': 'pending',
-                'updated': record.updated, 'event_type': record.event_type,
-                'asset_id': 'AS-1234-5678-9012', 'product_id': 'PRD-276-377-545',
-                'installation_id': 'EIN-8436-7221-1234', 'account_id': 'VA-000-001',
-                'received_at': millisecond, 'request': record.request,
-            },
+            # Every declared field but those a redelivery changes, as the record has it.
+            '$setOnInsert': {**{name: getattr(record, name) for name, _ in STORED_FIELDS
+                                if name not in ('delivery_count', 'last_received_at')},
+                             'received_at': millisecond},
             '$inc': {'delivery_count': 1},
-            '$set': {'last_received_at': millisecond},
+            '$max': {'last_received_at': millisecond},
         },
         'upsert': True,
     }

@@ -30,7 +30,7 @@ from connect_mongodb_example.errors import (
     StorageRejected,
     StorageUnavailable,
 )
-from connect_mongodb_example.event_record import EventType, build_record
+from connect_mongodb_example.event_record import STORED_FIELDS, EventType, build_record
 from connect_mongodb_example.extension import PURCHASE_REQUEST
 from connect_mongodb_example.settings import load_settings
 from connect_mongodb_example.storage import mongodb
@@ -158,15 +158,11 @@ async def test_first_delivery_stores_every_field(store, fake_mongo, driver, purc
     [document] = stored_documents(fake_mongo)
     millisecond = record.received_at.replace(
         microsecond=record.received_at.microsecond // 1000 * 1000)
-    assert document == {
-        'key': record.key, 'request_id': record.request_id, 'status': 'pending',
-        'updated': record.updated, 'event_type': 'asset_purchase_request_processing',
-        'asset_id': 'AS-1234-5678-9012', 'product_id': 'PRD-276-377-545',
-        'installation_id': 'EIN-8436-7221-1234', 'account_id': 'VA-000-001',
-        # BSON dates: UTC, millisecond precision.
-        'received_at': millisecond, 'last_received_at': millisecond,
-        'delivery_count': 1, 'request': purchase_request(),
-    }
+    # Every declared field, as the record has it; BSON dates: UTC, millisecond precision.
+    assert document == {**{name: getattr(record, name) for name, _ in STORED_FIELDS},
+                        'received_at': millisecond, 'last_received_at': millisecond}
+    assert document['request'] == purchase_request()
+    assert (document['asset_id'], document['account_id']) == ('AS-1234-5678-9012', 'VA-000-001')
     assert fake_mongo.drivers == [driver]
     assert fake_mongo.options[0]['serverSelectionTimeoutMS'] == 5000
     assert fake_mongo.options[0]['tz_aware'] is True

@@ -52,8 +52,10 @@ class MemoryEventStore(EventStore):
         if stored is None:
             stored = replace(record, delivery_count=1, request_json='')
         else:
+            # Deliveries may be written in any order: keep the later receive time.
             stored = replace(stored, delivery_count=stored.delivery_count + 1,
-                             last_received_at=record.last_received_at)
+                             last_received_at=max(stored.last_received_at,
+                                                  record.last_received_at))
         self._records[record.key] = stored
         return stored.delivery_count
 
