@@ -3,16 +3,21 @@ from datetime import datetime, timezone
 import pytest
 
 from connect_mongodb_example.errors import InvalidRequest
-from connect_mongodb_example.event_record import idempotency_key
-from tests.support.records import purchase_record, summary
+from connect_mongodb_example.event_record import STORED_FIELDS, idempotency_key
+from tests.support.records import NOT_SUMMARISED, purchase_record, summary
 
 RECEIVED = datetime(2026, 11, 20, 10, 16, tzinfo=timezone.utc)
+STORED = dict(STORED_FIELDS)
+#: The fields the template takes from the request and the installation.
+TEMPLATE_SOURCES = ('asset_id', 'product_id', 'installation_id', 'account_id')
 
 
 def test_record_carries_every_field(purchase_request, installation):
     request = purchase_request(status='approved', updated='2026-11-21T08:00:00+00:00')
     record = purchase_record(request, installation=installation, received_at=RECEIVED)
-    assert summary(record) == {
+    # The template's own fields; a fork's new ones are checked below by their declarations.
+    assert {name: value for name, value in summary(record).items()
+            if not STORED[name].source or name in TEMPLATE_SOURCES} == {
         'key': 'EIN-8436-7221-1234/PR-1234-5678-9012-001:approved:2026-11-21T08:00:00+00:00',
         'request_id': 'PR-1234-5678-9012-001',
         'status': 'approved',
@@ -24,6 +29,13 @@ def test_record_carries_every_field(purchase_request, installation):
         'account_id': 'VA-000-001',
         'delivery_count': 1,
     }
+    assert set(summary(record)) == set(STORED) - NOT_SUMMARISED
+    # The fixtures' request and installation hold every value a field is declared to take.
+    assert [name for name, stored in STORED.items()
+            if stored.source and stored.source(request, installation) is None] == []
+    assert {name: getattr(record, name) for name, stored in STORED.items() if stored.source} \
+        == {name: stored.source(request, installation)
+            for name, stored in STORED.items() if stored.source}
     assert record.received_at == record.last_received_at == RECEIVED
     assert record.request == request
 
