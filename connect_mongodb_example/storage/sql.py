@@ -277,20 +277,27 @@ class SqlEventStore(EventStore):
         model = self._model
         key = self._binary(model.key)
         fields_read = STORED_FIELDS if full else PAGE_FIELDS
-        query = self._matching(
-            model.select(*(getattr(model, name) for name, _ in fields_read)), where)
+        columns = [getattr(model, name) for name, _ in fields_read]
+        # The nearest newer events (before a cursor): read towards the newer ones, then
+        # turned around.
+        order = ((model.received_at.asc(), key.asc()) if before is not None
+                 else (model.received_at.desc(), key.desc()))
         # Row values, as the read indexes order them: SQLite and PostgreSQL both start the
         # index scan at the cursor, so that a page at any depth costs what the first does.
         place = peewee.Tuple(model.received_at, key)
+        query = self._matching(model.select(*columns) if not offset else
+                               model.select(model.key), where)
         if after is not None:
             query = query.where(place < self._place(after))
         if before is not None:
             query = query.where(place > self._place(before))
-            # The nearest newer events: read towards the newer ones, then turned around.
-            query = query.order_by(model.received_at.asc(), key.asc())
-        else:
-            query = query.order_by(model.received_at.desc(), key.desc())
-        rows = [_to_record(row, fields_read) for row in query.limit(limit).offset(offset)]
+        query = query.order_by(*order).limit(limit).offset(offset)
+        if offset:
+            # A deferred join: the skipped rows are read from the read index alone (the key
+            # is in it), and only the page's rows from the table. Skipping whole rows made
+            # PostgreSQL fetch every one of them, or sort the status's rows (docs/performance.md).
+            query = model.select(*columns).where(model.key.in_(query)).order_by(*order)
+        rows = [_to_record(row, fields_read) for row in query]
         return rows[::-1] if before is not None else rows
 
     def _place(self, cursor: PageCursor) -> peewee.Tuple:

@@ -80,6 +80,20 @@ async def test_limit_and_offset_walk_the_same_order(store, stored):
         keys(stored[:2]), keys(stored[2:4]), keys(stored[4:]), []]
 
 
+async def test_an_offset_keeps_the_filters_the_cursors_and_the_documents(store, stored):
+    pending = [record for record in stored if record.status == 'pending']
+    by_offset = await store.list_events(EventFilter(MINE, status='pending'), limit=1, offset=1)
+    assert keys(by_offset) == keys(pending[1:2])
+    after = await store.list_events(EventFilter(MINE), limit=2, offset=1,
+                                    after=PageCursor.of(stored[0]))
+    assert keys(after) == keys(stored[2:4])
+    before = await store.list_events(EventFilter(MINE), limit=2, offset=1,
+                                     before=PageCursor.of(stored[-1]))
+    assert keys(before) == keys(stored[1:3])
+    [full] = await store.list_events(EventFilter(MINE), limit=1, offset=4, full=True)
+    assert (full.key, full.request) == (stored[4].key, stored[4].request)
+
+
 async def test_cursors_walk_forward_and_back(store, stored):
     where = EventFilter(MINE)
     first = await store.list_events(where, limit=2)
