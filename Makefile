@@ -74,8 +74,13 @@ install: $(VENV)/.installed
 lint: install
 	$(VENV)/bin/ruff check .
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), each test file whole in one of
+# them: most tests wait on servers and runners, so two workers keep two cores busy (0 runs
+# it in this process alone, as plain `pytest` does).
+TEST_WORKERS ?= 2
+
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 demo: install
 	$(VENV)/bin/python -m localdev.demo $(ARGS)
