@@ -9,9 +9,8 @@ from connect_mongodb_example.storage.registry import close_all
 from tests.support import mongo_server, pgbouncer
 from tests.support.postgres import (
     LOCAL_SERVER_URL,
+    DatabasePool,
     ThrowawayPostgres,
-    create_database,
-    drop_database,
     server_answers,
 )
 from tests.support.requests import purchase_request as make_purchase_request
@@ -75,12 +74,19 @@ def postgres_server() -> Iterator[str]:
         server.destroy()
 
 
+@pytest.fixture(scope='session')
+def postgres_databases(postgres_server) -> Iterator[DatabasePool]:
+    pool = DatabasePool(postgres_server)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def postgres_url(postgres_server) -> Iterator[str]:
-    """A fresh, empty database for one test, dropped afterwards."""
-    url = create_database(postgres_server)
+def postgres_url(postgres_databases) -> Iterator[str]:
+    """A fresh, empty database for one test (emptied and renamed afterwards, or dropped)."""
+    url = postgres_databases.take()
     yield url
-    drop_database(postgres_server, url)
+    postgres_databases.give_back(url)
 
 
 @pytest.fixture(scope='session')

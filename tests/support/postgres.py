@@ -5,13 +5,14 @@ refuses to run as root, so as root it runs as the `postgres` system user.
 """
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import uuid
 from contextlib import closing, suppress
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
 import psycopg2
@@ -118,3 +119,89 @@ def run_sql(server_url: str, statement: Union[str, sql.Composed], params: Sequen
             return cursor.fetchall() if cursor.description else []
     finally:
         connection.close()
+
+
+#: What a database holds besides its tables: its schemas with their owners and grants, and
+#: what lives outside any schema. A database is reused only when this is what a new one has.
+STATE_QUERIES = (
+    'SELECT nspname, nspowner::regrole::text, nspacl::text FROM pg_namespace ORDER BY 1',
+    'SELECT extname FROM pg_extension ORDER BY 1',
+    'SELECT count(*) FROM pg_largeobject_metadata',
+    'SELECT count(*) FROM pg_event_trigger',
+    'SELECT count(*) FROM pg_publication',
+    'SELECT count(*) FROM pg_db_role_setting WHERE setdatabase = '
+    '(SELECT oid FROM pg_database WHERE datname = current_database())',
+)
+
+#: The letters of a schema's grants in `aclitem` text.
+PRIVILEGES = {'U': 'USAGE', 'C': 'CREATE'}
+
+
+def database_state(url: str) -> Tuple:
+    return tuple(tuple(run_sql(url, query)) for query in STATE_QUERIES)
+
+
+class DatabasePool:
+    """Empty databases for the tests of one process, reused: a used one is emptied and
+    renamed (about 70 ms) instead of dropped and created again (about 220 ms: CREATE DATABASE
+    copies a template and waits for the disk, DROP DATABASE too).
+
+    A used database is reused only when, emptied, it is exactly what a new one is
+    (`database_state`); renaming it first ends every connection to it, so that nothing a
+    test left running can reach the next test's database under the old name. Anything that
+    fails on the way drops it instead."""
+
+    def __init__(self, server_url: str):
+        self.server_url = server_url
+        self._free: List[str] = []
+        self._new_state: Optional[Tuple] = None
+
+    def take(self) -> str:
+        """The URL of an empty database."""
+        if self._free:
+            return self._url(self._free.pop())
+        url = create_database(self.server_url)
+        if self._new_state is None:
+            self._new_state = database_state(url)
+        return url
+
+    def give_back(self, url: str) -> None:
+        name = url.rsplit('/', 1)[1]
+        try:
+            self._free.append(self._emptied(name))
+        except (psycopg2.Error, ValueError):
+            drop_database(self.server_url, url)
+
+    def close(self) -> None:
+        while self._free:
+            drop_database(self.server_url, self._url(self._free.pop()))
+
+    def _url(self, name: str) -> str:
+        return self.server_url.rsplit('/', 1)[0] + '/' + name
+
+    def _emptied(self, name: str) -> str:
+        """Empties database `name` and renames it; returns the new name."""
+        self._end_connections(name)
+        [(owner, acl)] = [row[1:] for row in self._new_state[0] if row[0] == 'public']
+        grants = re.search(r'(?:^|[{,])=([A-Za-z]*)/', acl or '')
+        public = [PRIVILEGES[letter] for letter in (grants[1] if grants else '')]
+        statements = [
+            sql.SQL('DROP SCHEMA public CASCADE'),
+            sql.SQL('CREATE SCHEMA public AUTHORIZATION {}').format(sql.Identifier(owner)),
+            *([sql.SQL('GRANT {} ON SCHEMA public TO PUBLIC').format(
+                sql.SQL(', ').join(map(sql.SQL, public)))] if public else []),
+        ]
+        url = self._url(name)
+        run_sql(url, sql.SQL('; ').join(statements))
+        if database_state(url) != self._new_state:
+            raise ValueError(f'{name} does not empty to a new database')
+        renamed = f'test_{uuid.uuid4().hex[:12]}'
+        self._end_connections(name)
+        run_sql(self.server_url, sql.SQL('ALTER DATABASE {} RENAME TO {}').format(
+            sql.Identifier(name), sql.Identifier(renamed)))
+        return renamed
+
+    def _end_connections(self, name: str) -> None:
+        run_sql(self.server_url, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
+                                 'WHERE datname = %s AND pid <> pg_backend_pid()', (name,))
+
