@@ -95,13 +95,17 @@ async def test_add_a_field_to_the_record(tmp_path, postgres_url, purchase_reques
                  migration)
 
     # Every backend stores and reads back every declared field, the new one included, and
-    # passes the whole contract; so do the tests that look at every field and the web
-    # application's (it lists and exports the new field).
-    tests = run_tests(fork, *CONTRACT, *EVERY_FIELD, *WEB)
+    # passes the whole contract; so do the tests that look at every field.
+    tests = run_tests(fork, *CONTRACT, *EVERY_FIELD)
     assert tests.result.returncode == 0, tests.report()
     assert_passed_on_every_target(tests, TARGETS)
     assert {target_of(test, TARGETS) for test in tests.ids('passed')
             if 'every_stored_field' in test} >= set(servers_here(TARGETS))
+    # The web application's tests pass too (it lists and exports the new field), on the
+    # backends that need no server: how each backend reads it is the contract's part.
+    web = run_tests(fork, *WEB, '-m', 'not postgres')
+    assert web.result.returncode == 0, web.report()
+    assert_passed_on_every_target(web, {**servers_here(TARGETS), 'fake': False})
     migrated = run_in_fork(fork, '-m', 'tests.recipes.in_fork_field',
                            env={'OLD_DATABASES': json.dumps(old_databases)})
     expected = [['pending', None], ['approved', CUSTOMER_ID]]

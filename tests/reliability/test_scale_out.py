@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(280)]
 
 #: Events per run: one runner takes ~30 tasks/s at most on 2 free cores (see docs/sizing.md),
 #: so SQLite's single runner gets fewer than the three PostgreSQL runners.
-POSTGRES_EVENTS = 1000
-SQLITE_EVENTS = 300
+POSTGRES_EVENTS = 600
+SQLITE_EVENTS = 200
 #: Every TWICE-th event is delivered twice, as Connect may do.
 TWICE = 10
 STATUSES = ('pending', 'approved')
