@@ -74,13 +74,15 @@ install: $(VENV)/.installed
 lint: install
 	$(VENV)/bin/ruff check .
 
-# The suite runs in TEST_WORKERS processes (pytest-xdist), each test file whole in one of
-# them: most tests wait on servers and runners, so two workers keep two cores busy (0 runs
-# it in this process alone, as plain `pytest` does).
+# The suite runs in TEST_WORKERS processes (pytest-xdist): most tests wait on servers and
+# runners, so two workers keep two cores busy (0 runs it in this process alone, as plain
+# `pytest` does). Work stealing keeps the tests in their order: the few long ones that
+# start runners (tests/e2e, localdev, recipes, reliability) come first, one after the other
+# in the first worker, while the second takes the many short ones.
 TEST_WORKERS ?= 2
 
 test: lint
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal
 
 demo: install
 	$(VENV)/bin/python -m localdev.demo $(ARGS)
