@@ -36,10 +36,10 @@ import httpx
 from localdev.bench import machine as bench_machine
 from localdev.bench.measure import Measurement, Work, measure
 from localdev.bench.rss import group_members, process_name, worker_roles
-from localdev.bench.scaleout import TASK_TIMEOUT, _levels, open_connections
+from localdev.bench.scaleout import TASK_TIMEOUT, _levels, open_connections, task_deliverer
 from localdev.bench.sql import postgres_database, postgres_version
 from localdev.bench.workloads import EventFactory
-from localdev.connect_emulator import ConnectEmulator, Event
+from localdev.connect_emulator import ConnectEmulator
 from localdev.connect_emulator.dispatch import DEFAULT_MAX_IN_FLIGHT
 from localdev.connect_emulator.portal import LocalPortal
 from localdev.offline import REPO_ROOT
@@ -139,14 +139,7 @@ async def bench_setting(options: argparse.Namespace, url: str, idle: float, dire
             LocalPortal(emulator) as portal, \
             httpx.AsyncClient(trust_env=False, timeout=TASK_TIMEOUT) as browser:
 
-        async def deliver(n: int) -> bool:
-            event = Event(events.request(n), events.installation)
-            try:
-                delivery = await asyncio.wait_for(emulator.deliver(event), TASK_TIMEOUT)
-            except asyncio.TimeoutError:
-                raise RuntimeError(f'no result for {event.request_id} within {TASK_TIMEOUT}s; '
-                                   f'see {log_path}') from None
-            return [result.result for result in delivery.results] == ['success']
+        deliver = task_deliverer(emulator, events, log_path)
 
         for instances in options.instances:
             await fleet.start_all(instances)

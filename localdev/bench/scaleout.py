@@ -22,7 +22,7 @@ from collections import Counter
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Awaitable, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import psycopg2
 
@@ -48,6 +48,24 @@ DATABASES = ('postgresql', 'sqlite')
 #: Longest wait for one task's result: a runner that stops answering fails the run.
 TASK_TIMEOUT = 120
 MIB = 1024 * 1024
+
+
+def task_deliverer(
+    emulator: ConnectEmulator, events: EventFactory, log_path: Path,
+) -> Callable[[int], Awaitable[bool]]:
+    """`deliver(n)`: delivers event `n` of `events` as one task and waits for its result;
+    whether the runner answered success. No result within TASK_TIMEOUT stops the bench."""
+
+    async def deliver(n: int) -> bool:
+        event = Event(events.request(n), events.installation)
+        try:
+            delivery = await asyncio.wait_for(emulator.deliver(event), TASK_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise RuntimeError(f'no result for {event.request_id} within {TASK_TIMEOUT}s; '
+                               f'see {log_path}') from None
+        return [result.result for result in delivery.results] == ['success']
+
+    return deliver
 
 
 @dataclass(frozen=True)
@@ -118,14 +136,7 @@ async def bench_extension(
     async with ConnectEmulator(variables=variables, max_in_flight=options.in_flight) as emulator, \
             RunnerFleet(emulator, log_path=log_path, cwd=REPO_ROOT, env=env) as fleet:
 
-        async def deliver(n: int) -> bool:
-            event = Event(events.request(n), events.installation)
-            try:
-                delivery = await asyncio.wait_for(emulator.deliver(event), TASK_TIMEOUT)
-            except asyncio.TimeoutError:
-                raise RuntimeError(f'no result for {event.request_id} within '
-                                   f'{TASK_TIMEOUT}s; see {log_path}') from None
-            return [result.result for result in delivery.results] == ['success']
+        deliver = task_deliverer(emulator, events, log_path)
 
         for count in options.instances:
             await fleet.start_all(count)
