@@ -46,6 +46,12 @@ def days_ago(*days, now=None):
     return [now - timedelta(days=day) for day in days]
 
 
+async def purge_due(store) -> None:
+    """GONE uninstalled 31 days before NOW, its purge due since the day before NOW."""
+    await store.save_installation(InstallationRecord(
+        GONE, 'uninstalled', NOW - timedelta(days=31), purge_after=NOW - timedelta(days=1)))
+
+
 async def uninstalled(installation_id, days_ago_, config=CONFIG, logger=None):
     """The installation uninstalled that many days ago, as the handler keeps it."""
     at = utcnow() - timedelta(days=days_ago_)
@@ -166,8 +172,7 @@ async def test_only_events_received_before_the_run_are_purged_and_the_rest_waits
     store = the_store()
     settings = load_settings(CONFIG)
     await fill(store, GONE, days_ago(40, 35, now=NOW))
-    await store.save_installation(InstallationRecord(
-        GONE, 'uninstalled', NOW - timedelta(days=31), purge_after=NOW - timedelta(days=1)))
+    await purge_due(store)
     late = await fill(store, GONE, [NOW + timedelta(seconds=1)], first=2)
 
     summary = await run_lifecycle([store], plan_run(settings, now=NOW), logger)
@@ -189,8 +194,7 @@ async def test_events_another_run_is_deleting_do_not_end_the_purge(
     monkeypatch.setattr(fake_backend, 'delete_batch', 2)
     store = the_store()
     await fill(store, GONE, days_ago(*range(40, 46), now=NOW))
-    await store.save_installation(InstallationRecord(
-        GONE, 'uninstalled', NOW - timedelta(days=31), purge_after=NOW - timedelta(days=1)))
+    await purge_due(store)
     delete_events = store.delete_events
     calls = []
 
@@ -407,8 +411,7 @@ async def test_two_runs_at_once_share_the_deletes(fake_backend, monkeypatch, log
     settings = load_settings(config)
     await fill(store, GONE, days_ago(*range(40, 70), now=NOW))
     theirs = await fill(store, STAYS, days_ago(*range(95, 105), now=NOW))
-    await store.save_installation(InstallationRecord(
-        GONE, 'uninstalled', NOW - timedelta(days=31), purge_after=NOW - timedelta(days=1)))
+    await purge_due(store)
     delete_events = store.delete_events
 
     async def interleaved(**options):
@@ -434,8 +437,7 @@ async def test_a_run_stopped_midway_is_finished_by_the_next(fake_backend, monkey
     store = the_store()
     settings = load_settings(CONFIG)
     await fill(store, GONE, days_ago(*range(40, 49), now=NOW))
-    await store.save_installation(InstallationRecord(
-        GONE, 'uninstalled', NOW - timedelta(days=31), purge_after=NOW - timedelta(days=1)))
+    await purge_due(store)
     delete_events = store.delete_events
     batches = []
 
