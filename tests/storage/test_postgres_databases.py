@@ -25,6 +25,12 @@ def pool(postgres_server):
     pool.close()
 
 
+def oid_of(server_url: str, url: str) -> list:
+    """The database's oid, which a rename keeps ([] once it is gone)."""
+    return run_sql(server_url, 'SELECT oid FROM pg_database WHERE datname = %s',
+                   (url.rsplit('/', 1)[1],))
+
+
 def exists(server_url: str, url: str) -> bool:
     return run_sql(server_url, 'SELECT count(*) FROM pg_database WHERE datname = %s',
                    (url.rsplit('/', 1)[1],)) == [(1,)]
@@ -46,6 +52,7 @@ async def test_a_database_given_back_is_new_again_under_another_name(
 ):
     url = pool.take()
     new = database_state(url)
+    oid = oid_of(postgres_server, url)
     assert await stored_one_event(url, purchase_request(), installation) == 1
     assert run_sql(url, IN_PUBLIC) != [(0,)]
     lingering = psycopg2.connect(url)
@@ -55,6 +62,7 @@ async def test_a_database_given_back_is_new_again_under_another_name(
 
     assert reused != url
     assert not exists(postgres_server, url)
+    assert oid_of(postgres_server, reused) == oid  # the same database, renamed
     assert database_state(reused) == new
     assert run_sql(reused, IN_PUBLIC) == [(0,)]
     with pytest.raises(psycopg2.Error):  # ended, and its database's name is gone

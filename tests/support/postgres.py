@@ -155,6 +155,7 @@ class DatabasePool:
         self.server_url = server_url
         self._free: List[str] = []
         self._new_state: Optional[Tuple] = None
+        self._reset: Optional[sql.Composed] = None
 
     def take(self) -> str:
         """The URL of an empty database."""
@@ -163,6 +164,7 @@ class DatabasePool:
         url = create_database(self.server_url)
         if self._new_state is None:
             self._new_state = database_state(url)
+            self._reset = _reset_statement(self._new_state)
         return url
 
     def give_back(self, url: str) -> None:
@@ -182,17 +184,8 @@ class DatabasePool:
     def _emptied(self, name: str) -> str:
         """Empties database `name` and renames it; returns the new name."""
         self._end_connections(name)
-        [(owner, acl)] = [row[1:] for row in self._new_state[0] if row[0] == 'public']
-        grants = re.search(r'(?:^|[{,])=([A-Za-z]*)/', acl or '')
-        public = [PRIVILEGES[letter] for letter in (grants[1] if grants else '')]
-        statements = [
-            sql.SQL('DROP SCHEMA public CASCADE'),
-            sql.SQL('CREATE SCHEMA public AUTHORIZATION {}').format(sql.Identifier(owner)),
-            *([sql.SQL('GRANT {} ON SCHEMA public TO PUBLIC').format(
-                sql.SQL(', ').join(map(sql.SQL, public)))] if public else []),
-        ]
         url = self._url(name)
-        run_sql(url, sql.SQL('; ').join(statements))
+        run_sql(url, self._reset)
         if database_state(url) != self._new_state:
             raise ValueError(f'{name} does not empty to a new database')
         renamed = f'test_{uuid.uuid4().hex[:12]}'
@@ -205,3 +198,16 @@ class DatabasePool:
         run_sql(self.server_url, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity '
                                  'WHERE datname = %s AND pid <> pg_backend_pid()', (name,))
 
+
+def _reset_statement(new_state: Tuple) -> sql.Composed:
+    """What empties a database into `new_state`: its public schema dropped with all it
+    holds, then made again with the owner and the grants to PUBLIC a new one has."""
+    [(owner, acl)] = [row[1:] for row in new_state[0] if row[0] == 'public']
+    grants = re.search(r'(?:^|[{,])=([A-Za-z]*)/', acl or '')
+    public = [PRIVILEGES[letter] for letter in (grants[1] if grants else '')]
+    return sql.SQL('; ').join([
+        sql.SQL('DROP SCHEMA public CASCADE'),
+        sql.SQL('CREATE SCHEMA public AUTHORIZATION {}').format(sql.Identifier(owner)),
+        *([sql.SQL('GRANT {} ON SCHEMA public TO PUBLIC').format(
+            sql.SQL(', ').join(map(sql.SQL, public)))] if public else []),
+    ])
